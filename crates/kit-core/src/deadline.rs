@@ -1,0 +1,96 @@
+//! Enforces the context's deadline and cancellation on any endpoint.
+//!
+//! Endpoints are asked to honour their [`Context`], but one that awaits a slow database without
+//! looking at the context would keep its caller waiting past the deadline. [`Deadline`] makes
+//! the guarantee hold for every endpoint: when the deadline passes or the context is cancelled,
+//! the call ends at once with [`ErrorKind::Timeout`] ("deadline exceeded") or
+//! [`ErrorKind::Cancelled`] ("request cancelled"), and the inner call's future is dropped, which
+//! stops its work at its next await point. A call whose context is already done does not reach
+//! the inner endpoint at all.
+//!
+//! [`ErrorKind::Timeout`]: crate::ErrorKind::Timeout
+//! [`ErrorKind::Cancelled`]: crate::ErrorKind::Cancelled
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use crate::{Context, Endpoint, Error, Middleware};
+
+/// The deadline middleware: wraps an endpoint in a [`DeadlineEndpoint`].
+///
+/// [`Deadline::new`] enforces the caller's deadline; [`Deadline::with_timeout`] also gives each
+/// call at most a fixed time (the earlier of the two wins, and the inner endpoint sees the
+/// tightened deadline in its context).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Deadline {
+    timeout: Option<Duration>,
+}
+
+impl Deadline {
+    /// Enforces the deadline and cancellation the caller's context carries.
+    pub fn new() -> Self {
+        Deadline { timeout: None }
+    }
+
+    /// Also limits every call to `timeout` from its start.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        Deadline {
+            timeout: Some(timeout),
+        }
+    }
+}
+
+impl<E> Middleware<E> for Deadline {
+    type Endpoint = DeadlineEndpoint<E>;
+
+    fn wrap(&self, inner: E) -> DeadlineEndpoint<E> {
+        DeadlineEndpoint {
+            inner,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// An endpoint whose calls end when their context's deadline passes or it is cancelled.
+#[derive(Clone, Debug)]
+pub struct DeadlineEndpoint<E> {
+    inner: E,
+    timeout: Option<Duration>,
+}
+
+impl<E, Req> Endpoint<Req> for DeadlineEndpoint<E>
+where
+    E: Endpoint<Req>,
+    Req: Send,
+{
+    type Response = E::Response;
+
+    fn call(
+        &self,
+        cx: Context,
+        req: Req,
+    ) -> impl Future<Output = Result<E::Response, Error>> + Send {
+        let cx = match self.timeout {
+            Some(timeout) => cx.with_timeout(timeout),
+            None => cx,
+        };
+        async move {
+            if let Some(err) = cx.err() {
+                return Err(err);
+            }
+            let done = cx.clone();
+            let mut call = pin!(self.inner.call(cx, req));
+            let mut done = pin!(done.done());
+            std::future::poll_fn(|task| {
+                // The call first: an answer that is ready wins over a deadline that is too.
+                if let Poll::Ready(result) = call.as_mut().poll(task) {
+                    return Poll::Ready(result);
+                }
+                done.as_mut().poll(task).map(Err)
+            })
+            .await
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The one error type every endpoint returns, and how callers classify it.
+//!
+//! kit-rs has a single concrete [`Error`] rather than a generic error parameter so that every
+//! middleware (breakers, retries, metrics, logging) can classify a failure without knowing the
+//! endpoint's types, and every transport can turn it into its own status without string
+//! matching. The classification is the [`ErrorKind`]; it also carries the default HTTP status and
+//! gRPC code, which an error may override one by one.
+//!
+//! # Business errors and failures
+//!
+//! go-kit separates *business errors* (the request was understood and the answer is "no", such as
+//! "insufficient funds") from *failures* (the service could not answer: timeouts, unavailable
+//! backends, bugs). Circuit breakers and retries must only count failures, or a client sending bad
+//! requests trips the breaker for everyone. Here a business error is an [`Error`] of kind
+//! [`ErrorKind::Business`]; a response type that carries its business error inside (as some wire
+//! formats do) implements [`Failer`]. [`Outcome`] is the three-way answer middleware asks for.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+/// A type-erased error, as tower and hyper use it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong, in the terms a caller and a transport need.
+///
+/// Each kind has a default HTTP status ([`ErrorKind::http_status`]) and gRPC code
+/// ([`ErrorKind::grpc_code`]); the pairs follow gRPC's published HTTP mapping so that the two
+/// transports agree. The enum is non-exhaustive: match with a wildcard arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request was understood and the answer is "no" (go-kit's business error). Not a failure.
+    Business,
+    /// The request is malformed or a parameter is out of range. Not a failure of the callee.
+    InvalidArgument,
+    /// The caller did not prove who it is.
+    Unauthenticated,
+    /// The caller is known but not allowed to do this.
+    PermissionDenied,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// The thing to create exists already.
+    AlreadyExists,
+    /// The caller gave up (its context was cancelled).
+    Cancelled,
+    /// The deadline passed before an answer came.
+    Timeout,
+    /// Too much load: a limit, a quota or a queue is full. Worth retrying later.
+    Overloaded,
+    /// The callee, or something it needs, cannot be reached now. Worth retrying.
+    Unavailable,
+    /// The callee does not implement this method.
+    Unimplemented,
+    /// A bug or broken invariant in the callee.
+    Internal,
+    /// Not classified: an error from elsewhere whose meaning is not known.
+    Unknown,
+}
+
+impl ErrorKind {
+    /// The default HTTP status for this kind.
+    ///
+    /// Business and invalid-argument errors are 400 (as go-kit's addsvc and gRPC's mapping);
+    /// cancelled is 499, the de-facto "client closed request".
+    pub const fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::Business | ErrorKind::InvalidArgument => 400,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::PermissionDenied => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::AlreadyExists => 409,
+            ErrorKind::Overloaded => 429,
+            ErrorKind::Cancelled => 499,
+            ErrorKind::Internal | ErrorKind::Unknown => 500,
+            ErrorKind::Unimplemented => 501,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Timeout => 504,
+        }
+    }
+
+    /// The default gRPC status code (the numeric value of `google.rpc.Code`) for this kind.
+    ///
+    /// A business error is `FAILED_PRECONDITION` (9): the request was valid but the system's
+    /// state says no.
+    pub const fn grpc_code(self) -> i32 {
+        match self {
+            ErrorKind::Cancelled => 1,
+            ErrorKind::Unknown => 2,
+            ErrorKind::InvalidArgument => 3,
+            ErrorKind::Timeout => 4,
+            ErrorKind::NotFound => 5,
+            ErrorKind::AlreadyExists => 6,
+            ErrorKind::PermissionDenied => 7,
+            ErrorKind::Overloaded => 8,
+            ErrorKind::Business => 9,
+            ErrorKind::Unimplemented => 12,
+            ErrorKind::Internal => 13,
+            ErrorKind::Unavailable => 14,
+            ErrorKind::Unauthenticated => 16,
+        }
+    }
+
+    /// Whether this kind is a failure of the callee, the only kind circuit breakers and retries
+    /// count.
+    ///
+    /// Failures: timeout, overloaded, unavailable, unimplemented, internal, unknown. Not
+    /// failures: business errors, errors the caller caused (invalid argument, unauthenticated,
+    /// permission denied, not found, already exists) and the caller's own cancellation.
+    pub const fn is_failure(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Timeout
+                | ErrorKind::Overloaded
+                | ErrorKind::Unavailable
+                | ErrorKind::Unimplemented
+                | ErrorKind::Internal
+                | ErrorKind::Unknown
+        )
+    }
+
+    /// A short, stable, snake_case name, for logs and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Business => "business",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Unimplemented => "unimplemented",
+            ErrorKind::Internal => "internal",
+            ErrorKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of every endpoint: a kind, a message, an optional cause and optional status
+/// overrides.
+///
+/// `Display` prints the message alone, exactly as given, because transports put it on the wire
+/// (`{"error":"<message>"}` over HTTP, the status message over gRPC). The cause is reachable
+/// through [`std::error::Error::source`]. Cloning is cheap (one reference count), so an error
+/// can be kept as a state (an endpoint set that failed to resolve) and handed to many callers.
+///
+/// ```
+/// use kit_core::{Error, ErrorKind};
+///
+/// let err = Error::business("can't sum two zeroes");
+/// assert_eq!(err.to_string(), "can't sum two zeroes");
+/// assert_eq!(err.kind(), ErrorKind::Business);
+/// assert!(!err.is_failure());
+/// assert_eq!(err.http_status(), 400);
+///
+/// // A transport may want another status for this one error.
+/// let err = Error::not_found("no such user").with_http_status(410);
+/// assert_eq!((err.http_status(), err.grpc_code()), (410, 5));
+/// ```
+#[derive(Clone)]
+pub struct Error(Arc<Inner>);
+
+#[derive(Clone)]
+struct Inner {
+    kind: ErrorKind,
+    message: Cow<'static, str>,
+    http_status: Option<u16>,
+    grpc_code: Option<i32>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Error {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Error(Arc::new(Inner {
+            kind,
+            message: message.into(),
+            http_status: None,
+            grpc_code: None,
+            source: None,
+        }))
+    }
+
+    /// A business error: the request was understood and the answer is "no".
+    pub fn business(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::Business, message)
+    }
+
+    /// The request is malformed; for decoders.
+    pub fn invalid_argument(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// The thing asked for does not exist.
+    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::NotFound, message)
+    }
+
+    /// The deadline passed.
+    pub fn timeout(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::Timeout, message)
+    }
+
+    /// The caller cancelled.
+    pub fn cancelled(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::Cancelled, message)
+    }
+
+    /// A limit or queue is full.
+    pub fn overloaded(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::Overloaded, message)
+    }
+
+    /// The callee or its dependency cannot be reached.
+    pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::Unavailable, message)
+    }
+
+    /// A bug or broken invariant.
+    pub fn internal(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::Internal, message)
+    }
+
+    /// Attaches the underlying cause, kept for [`std::error::Error::source`] and logs.
+    pub fn with_source(self, source: impl Into<BoxError>) -> Self {
+        let source: Arc<dyn std::error::Error + Send + Sync> = Arc::from(source.into());
+        self.edit(|inner| inner.source = Some(source))
+    }
+
+    /// Overrides the HTTP status transports use for this error (the kind's default otherwise).
+    pub fn with_http_status(self, status: u16) -> Self {
+        self.edit(|inner| inner.http_status = Some(status))
+    }
+
+    /// Overrides the gRPC code transports use for this error (the kind's default otherwise).
+    pub fn with_grpc_code(self, code: i32) -> Self {
+        self.edit(|inner| inner.grpc_code = Some(code))
+    }
+
+    /// The classification.
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
+    }
+
+    /// The message, as given (also what `Display` prints).
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// The HTTP status for this error: the override if one was set, else the kind's default.
+    pub fn http_status(&self) -> u16 {
+        self.0.http_status.unwrap_or(self.0.kind.http_status())
+    }
+
+    /// The gRPC code for this error: the override if one was set, else the kind's default.
+    pub fn grpc_code(&self) -> i32 {
+        self.0.grpc_code.unwrap_or(self.0.kind.grpc_code())
+    }
+
+    /// Whether this is a business error (kind [`ErrorKind::Business`]).
+    pub fn is_business(&self) -> bool {
+        self.0.kind == ErrorKind::Business
+    }
+
+    /// Whether breakers and retries should count this error; see [`ErrorKind::is_failure`].
+    pub fn is_failure(&self) -> bool {
+        self.0.kind.is_failure()
+    }
+
+    // Errors are built once and then shared, so the Arc is almost always unique here and
+    // make_mut does not copy.
+    fn edit(mut self, f: impl FnOnce(&mut Inner)) -> Self {
+        f(Arc::make_mut(&mut self.0));
+        self
+    }
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind).field("message", &self.message);
+        if let Some(status) = self.http_status {
+            d.field("http_status", &status);
+        }
+        if let Some(code) = self.grpc_code {
+            d.field("grpc_code", &code);
+        }
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let source: &(dyn std::error::Error + Send + Sync + 'static) = self.0.source.as_deref()?;
+        Some(source)
+    }
+}
+
+/// Classifies an error from elsewhere (a tower layer, a service) by its type.
+///
+/// A kit [`Error`] comes back as it was; tower's `timeout::error::Elapsed` becomes
+/// [`ErrorKind::Timeout`]; tower's `load_shed::error::Overloaded` becomes
+/// [`ErrorKind::Overloaded`]; an `std::io::Error` of kind `TimedOut` becomes a timeout; anything
+/// else is [`ErrorKind::Unknown`] with the original as its source and its text as the message.
+impl From<BoxError> for Error {
+    fn from(err: BoxError) -> Self {
+        let err = match err.downcast::<Error>() {
+            Ok(err) => return *err,
+            Err(err) => err,
+        };
+        let kind = if err.is::<tower::timeout::error::Elapsed>() {
+            ErrorKind::Timeout
+        } else if err.is::<tower::load_shed::error::Overloaded>() {
+            ErrorKind::Overloaded
+        } else if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::Unknown
+        };
+        Error::new(kind, err.to_string()).with_source(err)
+    }
+}
+
+/// A response that can carry a business error inside it (go-kit's `Failer`).
+///
+/// Some wire formats put business errors in the reply (`SumReply { v, err }` answered with gRPC
+/// status OK). An endpoint returning such a reply as `Ok` implements `Failer` on it so that
+/// metrics and logs still see the business error, through [`Outcome::of_failer`].
+pub trait Failer {
+    /// The business error this response carries, if any.
+    fn failed(&self) -> Option<&Error>;
+}
+
+/// What a call's result means to middleware that count: success, business error or failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The call succeeded.
+    Success,
+    /// The call was answered with "no", or failed through the caller's own doing (invalid
+    /// argument, not found, cancelled, ...): the callee is healthy. Not a success in metrics, but
+    /// breakers and retries ignore it.
+    Rejected,
+    /// The callee failed ([`ErrorKind::is_failure`]): breakers and retries count it.
+    Failure,
+}
+
+impl Outcome {
+    /// Classifies a result by its error alone.
+    ///
+    /// ```
+    /// use kit_core::{Error, Outcome};
+    ///
+    /// assert_eq!(Outcome::of(&Ok::<_, Error>(3)), Outcome::Success);
+    /// assert_eq!(Outcome::of::<()>(&Err(Error::business("no"))), Outcome::Rejected);
+    /// assert_eq!(Outcome::of::<()>(&Err(Error::unavailable("down"))), Outcome::Failure);
+    /// ```
+    pub fn of<R>(result: &Result<R, Error>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Success,
+            Err(err) => Outcome::of_error(err),
+        }
+    }
+
+    /// Classifies a result whose response may carry a business error ([`Failer`]).
+    pub fn of_failer<R: Failer>(result: &Result<R, Error>) -> Outcome {
+        match result {
+            Ok(resp) => resp.failed().map_or(Outcome::Success, Outcome::of_error),
+            Err(err) => Outcome::of_error(err),
+        }
+    }
+
+    fn of_error(err: &Error) -> Outcome {
+        if err.is_failure() {
+            Outcome::Failure
+        } else {
+            Outcome::Rejected
+        }
+    }
+
+    /// A stable label: `success`, `rejected` or `failure`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Rejected => "rejected",
+            Outcome::Failure => "failure",
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! [`Middleware`]: endpoint in, endpoint out; and [`Chain`], which stacks them in order.
+
+/// Wraps an endpoint in another endpoint that adds behaviour: logging, metrics, limits,
+/// deadlines, retries (go-kit's `endpoint.Middleware`, `func(Endpoint) Endpoint`).
+///
+/// The trait has the shape of tower's `Layer`, specialised in meaning: `E` is an endpoint, and
+/// so is `Self::Endpoint`. Any closure `Fn(E) -> E2` is a middleware. [`Chain`] applies several
+/// in order, and [`crate::tower`] converts between middleware and tower layers both ways.
+///
+/// ```
+/// use kit_core::{endpoint_fn, BoxEndpoint, Context, Endpoint, Middleware};
+///
+/// // A closure middleware over boxed endpoints, go-kit style.
+/// let doubled = |next: BoxEndpoint<i64, i64>| {
+///     BoxEndpoint::new(endpoint_fn(move |cx, n: i64| {
+///         let next = next.clone();
+///         async move { Ok(next.call(cx, n).await? * 2) }
+///     }))
+/// };
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let inc = BoxEndpoint::new(endpoint_fn(|_cx, n: i64| async move { Ok(n + 1) }));
+/// let ep = doubled.wrap(inc);
+/// assert_eq!(ep.call(Context::new(), 1).await.unwrap(), 4);
+/// # }
+/// ```
+pub trait Middleware<E> {
+    /// The endpoint this middleware produces around `E`.
+    type Endpoint;
+
+    /// Wraps `inner`.
+    fn wrap(&self, inner: E) -> Self::Endpoint;
+}
+
+impl<F, E, Wrapped> Middleware<E> for F
+where
+    F: Fn(E) -> Wrapped,
+{
+    type Endpoint = Wrapped;
+
+    fn wrap(&self, inner: E) -> Wrapped {
+        self(inner)
+    }
+}
+
+/// The middleware that changes nothing; the start of every [`Chain`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Identity;
+
+impl<E> Middleware<E> for Identity {
+    type Endpoint = E;
+
+    fn wrap(&self, inner: E) -> E {
+        inner
+    }
+}
+
+/// Middleware applied in order: the first added is the outermost (go-kit's `endpoint.Chain`).
+///
+/// A call through `Chain::new().with(a).with(b).with(c).wrap(ep)` enters `a`, then `b`, then
+/// `c`, then `ep`, and the response passes back out through `c`, `b`, `a`. Read it top to
+/// bottom as the path of a request. Each `with` is resolved at compile time: a chain costs what
+/// its middleware cost, nothing more.
+///
+/// ```
+/// use std::time::Duration;
+/// use kit_core::{endpoint_fn, Chain, Context, Endpoint, Error, Middleware};
+/// use kit_core::deadline::Deadline;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ep = Chain::new()
+///     .with(Deadline::with_timeout(Duration::from_millis(50)))
+///     .wrap(endpoint_fn(|_cx, ()| async {
+///         tokio::time::sleep(Duration::from_secs(5)).await;
+///         Ok::<_, Error>(())
+///     }));
+/// let err = ep.call(Context::new(), ()).await.unwrap_err();
+/// assert_eq!(err.to_string(), "deadline exceeded");
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Chain<M = Identity> {
+    middleware: M,
+}
+
+impl Chain {
+    /// An empty chain.
+    pub fn new() -> Self {
+        Chain {
+            middleware: Identity,
+        }
+    }
+}
+
+impl<M> Chain<M> {
+    /// Adds `next` inside every middleware added so far.
+    pub fn with<N>(self, next: N) -> Chain<Stack<N, M>> {
+        Chain {
+            middleware: Stack {
+                inner: next,
+                outer: self.middleware,
+            },
+        }
+    }
+}
+
+impl<E, M: Middleware<E>> Middleware<E> for Chain<M> {
+    type Endpoint = M::Endpoint;
+
+    fn wrap(&self, inner: E) -> M::Endpoint {
+        self.middleware.wrap(inner)
+    }
+}
+
+/// Two middleware, one inside the other: the type a [`Chain`] builds up.
+#[derive(Clone, Copy, Debug)]
+pub struct Stack<Inner, Outer> {
+    inner: Inner,
+    outer: Outer,
+}
+
+impl<E, Inner, Outer> Middleware<E> for Stack<Inner, Outer>
+where
+    Inner: Middleware<E>,
+    Outer: Middleware<Inner::Endpoint>,
+{
+    type Endpoint = Outer::Endpoint;
+
+    fn wrap(&self, endpoint: E) -> Outer::Endpoint {
+        self.outer.wrap(self.inner.wrap(endpoint))
+    }
+}
