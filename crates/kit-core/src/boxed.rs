@@ -20,7 +20,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// ```
 /// use kit_core::{endpoint_fn, BoxEndpoint, Context, Endpoint, Error};
 ///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Error> {
 /// let ops: Vec<BoxEndpoint<(i64, i64), i64>> = vec![
 ///     BoxEndpoint::new(endpoint_fn(|_cx, (a, b): (i64, i64)| async move { Ok(a + b) })),
 ///     BoxEndpoint::new(endpoint_fn(|_cx, (a, b): (i64, i64)| async move { Ok(a * b) })),
@@ -30,7 +30,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///     out.push(op.call(Context::new(), (3, 4)).await?);
 /// }
 /// assert_eq!(out, [7, 12]);
-/// # Ok::<(), Error>(()) }
+/// # Ok(()) }
 /// ```
 pub struct BoxEndpoint<Req, Resp> {
     inner: Arc<dyn DynEndpoint<Req, Resp>>,

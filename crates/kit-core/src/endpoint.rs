@@ -1,5 +1,6 @@
 //! The [`Endpoint`] trait: one RPC method.
 
+use std::fmt;
 use std::future::Future;
 
 use crate::{Context, Error};
@@ -34,9 +35,8 @@ use crate::{Context, Error};
 ///
 /// # Writing one
 ///
-/// Any closure `Fn(Context, Req) -> impl Future<Output = Result<Resp, Error>>` that is
-/// `Send + Sync + 'static` is an endpoint; [`endpoint_fn`] helps the compiler infer the
-/// closure's argument types. For an endpoint with state, implement the trait; the
+/// A closure `Fn(Context, Req) -> impl Future<Output = Result<Resp, Error>>` becomes an
+/// endpoint through [`endpoint_fn`]. For an endpoint with state, implement the trait; the
 /// implementation may be an `async fn`:
 ///
 /// ```
@@ -76,22 +76,12 @@ pub trait Endpoint<Req>: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Response, Error>> + Send;
 }
 
-impl<F, Req, Fut, Resp> Endpoint<Req> for F
-where
-    F: Fn(Context, Req) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Resp, Error>> + Send,
-{
-    type Response = Resp;
-
-    fn call(&self, cx: Context, req: Req) -> impl Future<Output = Result<Resp, Error>> + Send {
-        self(cx, req)
-    }
-}
-
-/// Returns `f` unchanged, as an endpoint: a closure given here gets its argument types inferred.
+/// Makes a closure an endpoint: `f(cx, req)` is the call.
 ///
-/// Closures are endpoints already; this only spares the type annotations a closure otherwise
-/// needs when it is passed straight to something generic over [`Endpoint`].
+/// The closure's argument types are inferred from how it is used, as with tower's
+/// `service_fn`. It returns a future rather than being an `async` closure because the future
+/// must be `Send`, which async closures cannot promise yet; write `|cx, req| async move { .. }`
+/// and clone what the future needs out of the closure's captures first.
 ///
 /// ```
 /// use kit_core::{endpoint_fn, Context, Endpoint, Error};
@@ -101,12 +91,41 @@ where
 ///     a.checked_add(b).ok_or_else(|| Error::business("integer overflow"))
 /// });
 /// assert_eq!(sum.call(Context::new(), (1, 2)).await.unwrap(), 3);
+/// assert!(sum.call(Context::new(), (i64::MAX, 1)).await.unwrap_err().is_business());
 /// # }
 /// ```
-pub fn endpoint_fn<Req, Resp, Fut, F>(f: F) -> F
+pub fn endpoint_fn<Req, Resp, Fut, F>(f: F) -> EndpointFn<F>
 where
     F: Fn(Context, Req) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Resp, Error>> + Send,
 {
-    f
+    EndpointFn { f }
+}
+
+/// A closure as an endpoint; made by [`endpoint_fn`].
+//
+// A wrapper rather than a blanket impl for closures: with the blanket impl, `closure.call(..)`
+// is ambiguous with the standard library's unstable `Fn::call`, and rustc warns about it
+// (future incompatibility) at every call site.
+#[derive(Clone, Copy)]
+pub struct EndpointFn<F> {
+    f: F,
+}
+
+impl<F> fmt::Debug for EndpointFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointFn").finish_non_exhaustive()
+    }
+}
+
+impl<F, Req, Fut, Resp> Endpoint<Req> for EndpointFn<F>
+where
+    F: Fn(Context, Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, Error>> + Send,
+{
+    type Response = Resp;
+
+    fn call(&self, cx: Context, req: Req) -> impl Future<Output = Result<Resp, Error>> + Send {
+        (self.f)(cx, req)
+    }
 }

@@ -46,6 +46,7 @@
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod boxed;
 mod context;
@@ -58,7 +59,7 @@ pub mod tower;
 
 pub use boxed::{BoxEndpoint, BoxFuture};
 pub use context::Context;
-pub use endpoint::{Endpoint, endpoint_fn};
+pub use endpoint::{Endpoint, EndpointFn, endpoint_fn};
 pub use endpointer::{EndpointSet, Endpointer, Endpoints, FixedEndpointer};
 pub use error::{BoxError, Error, ErrorKind, Failer, Outcome};
 pub use middleware::{Chain, Identity, Middleware, Stack};

@@ -10,6 +10,7 @@
 /// ```
 /// use kit_core::{endpoint_fn, BoxEndpoint, Context, Endpoint, Middleware};
 ///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// // A closure middleware over boxed endpoints, go-kit style.
 /// let doubled = |next: BoxEndpoint<i64, i64>| {
 ///     BoxEndpoint::new(endpoint_fn(move |cx, n: i64| {
@@ -18,7 +19,6 @@
 ///     }))
 /// };
 ///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let inc = BoxEndpoint::new(endpoint_fn(|_cx, n: i64| async move { Ok(n + 1) }));
 /// let ep = doubled.wrap(inc);
 /// assert_eq!(ep.call(Context::new(), 1).await.unwrap(), 4);

@@ -4,3 +4,4 @@
 //! the RFC, `docs/rfcs/0009-kit-sd.md`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]

@@ -5,7 +5,6 @@
 //! Run it with `cargo run -p quickstart -- [TEXT]...`: each TEXT (default "hello, kit") goes
 //! through both methods. Results go to stdout; the log middleware writes to stderr.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use kit_core::deadline::Deadline;
@@ -41,24 +40,18 @@ struct Logged<E> {
 impl<E: Endpoint<Req>, Req: Send> Endpoint<Req> for Logged<E> {
     type Response = E::Response;
 
-    fn call(
-        &self,
-        cx: Context,
-        req: Req,
-    ) -> impl Future<Output = Result<E::Response, Error>> + Send {
-        async move {
-            let start = Instant::now();
-            let result = self.inner.call(cx, req).await;
-            let err = result.as_ref().err().map(|e| e.to_string());
-            eprintln!(
-                "method={} outcome={} err={:?} took={:?}",
-                self.method,
-                Outcome::of(&result).as_str(),
-                err.unwrap_or_default(),
-                start.elapsed(),
-            );
-            result
-        }
+    async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
+        let start = Instant::now();
+        let result = self.inner.call(cx, req).await;
+        let err = result.as_ref().err().map(|e| e.to_string());
+        eprintln!(
+            "method={} outcome={} err={:?} took={:?}",
+            self.method,
+            Outcome::of(&result).as_str(),
+            err.unwrap_or_default(),
+            start.elapsed(),
+        );
+        result
     }
 }
 
