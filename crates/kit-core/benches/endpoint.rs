@@ -59,6 +59,29 @@ impl<E: Endpoint<Req>, Req: Send> Endpoint<Req> for Counted<E> {
     }
 }
 
+/// The lightest possible middleware: only the structure of a chain, no work.
+struct Pass;
+
+impl<E> Middleware<E> for Pass {
+    type Endpoint = Passed<E>;
+    fn wrap(&self, inner: E) -> Passed<E> {
+        Passed(inner)
+    }
+}
+
+struct Passed<E>(E);
+
+impl<E: Endpoint<Req>, Req: Send> Endpoint<Req> for Passed<E> {
+    type Response = E::Response;
+    fn call(
+        &self,
+        cx: Context,
+        req: Req,
+    ) -> impl Future<Output = Result<E::Response, Error>> + Send {
+        self.0.call(cx, req)
+    }
+}
+
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
 fn bare() -> impl Endpoint<u64, Response = u64> + Clone {
@@ -90,6 +113,17 @@ fn benches(c: &mut Criterion) {
         .wrap(bare());
     g.bench_function("chain_5", |b| {
         b.iter(|| ready(chained.call(Context::new(), black_box(1))))
+    });
+
+    let passthrough = Chain::new()
+        .with(Pass)
+        .with(Pass)
+        .with(Pass)
+        .with(Pass)
+        .with(Pass)
+        .wrap(bare());
+    g.bench_function("chain_5_passthrough", |b| {
+        b.iter(|| ready(passthrough.call(Context::new(), black_box(1))))
     });
 
     let boxed = BoxEndpoint::new(bare());

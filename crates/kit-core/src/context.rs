@@ -115,6 +115,11 @@ impl Context {
         (self, token)
     }
 
+    /// Whether this context can end at all: it has a deadline or can be cancelled.
+    pub(crate) fn can_end(&self) -> bool {
+        self.deadline.is_some() || self.cancel.is_some()
+    }
+
     /// Whether this context has been cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.as_ref().is_some_and(|t| t.is_cancelled())

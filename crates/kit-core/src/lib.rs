@@ -64,3 +64,8 @@ pub use endpointer::{EndpointSet, Endpointer, Endpoints, FixedEndpointer};
 pub use error::{BoxError, Error, ErrorKind, Failer, Outcome};
 pub use middleware::{Chain, Identity, Middleware, Stack};
 pub use tokio_util::sync::CancellationToken;
+
+// The README's example is compiled and run with the doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -30,16 +30,16 @@ async fn deadlines_only_move_earlier() {
     assert_eq!(cx.deadline(), Some(now + Duration::from_secs(10)));
     assert_eq!(tighter.deadline(), Some(now + Duration::from_secs(5)));
     assert_eq!(looser.deadline(), Some(now + Duration::from_secs(5)));
-    assert_eq!(looser_timeout.deadline(), Some(now + Duration::from_secs(5)));
+    assert_eq!(
+        looser_timeout.deadline(),
+        Some(now + Duration::from_secs(5))
+    );
     // A timeout too large to represent leaves the deadline alone instead of panicking.
     assert_eq!(
         cx.clone().with_timeout(Duration::MAX).deadline(),
         cx.deadline()
     );
-    assert_eq!(
-        Context::new().with_timeout(Duration::MAX).deadline(),
-        None
-    );
+    assert_eq!(Context::new().with_timeout(Duration::MAX).deadline(), None);
 }
 
 #[tokio::test(start_paused = true)]
@@ -118,7 +118,10 @@ async fn done_completes_on_cancel_with_a_cancelled_error() {
 async fn done_never_completes_without_deadline_or_cancellation() {
     let cx = Context::new().with_value(Tenant(1));
     let waited = tokio::time::timeout(Duration::from_secs(3600), cx.done()).await;
-    assert!(waited.is_err(), "done() completed for a context that cannot end");
+    assert!(
+        waited.is_err(),
+        "done() completed for a context that cannot end"
+    );
 }
 
 #[test]

@@ -95,7 +95,10 @@ async fn with_timeout_limits_each_call_and_the_endpoint_sees_the_tighter_deadlin
     let (started, finished) = counters();
     let ep = Deadline::with_timeout(Duration::from_millis(300)).wrap(sleeper(started, finished));
     let t0 = Instant::now();
-    let err = ep.call(Context::new(), Duration::from_secs(1)).await.unwrap_err();
+    let err = ep
+        .call(Context::new(), Duration::from_secs(1))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
     assert_eq!(t0.elapsed(), Duration::from_millis(300));
 }

@@ -93,7 +93,10 @@ async fn calls_overlap_in_time_through_a_shared_reference() {
             }
         })
     };
-    let (a, b) = tokio::join!(ep.call(Context::new(), true), ep.call(Context::new(), false));
+    let (a, b) = tokio::join!(
+        ep.call(Context::new(), true),
+        ep.call(Context::new(), false)
+    );
     assert!(a.unwrap());
     assert!(!b.unwrap());
 }

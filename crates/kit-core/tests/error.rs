@@ -25,7 +25,15 @@ const ALL: [ErrorKind; 13] = [
 fn every_kind_maps_to_the_published_http_and_grpc_statuses() {
     let table: Vec<(ErrorKind, u16, i32, bool, &str)> = ALL
         .iter()
-        .map(|&k| (k, k.http_status(), k.grpc_code(), k.is_failure(), k.as_str()))
+        .map(|&k| {
+            (
+                k,
+                k.http_status(),
+                k.grpc_code(),
+                k.is_failure(),
+                k.as_str(),
+            )
+        })
         .collect();
     use ErrorKind::*;
     assert_eq!(
@@ -84,7 +92,10 @@ fn foreign_errors_are_classified_by_type() {
     // A kit error survives a trip through BoxError unchanged.
     let boxed: BoxError = Box::new(Error::business("no").with_http_status(418));
     let back = Error::from(boxed);
-    assert_eq!((back.kind(), back.http_status()), (ErrorKind::Business, 418));
+    assert_eq!(
+        (back.kind(), back.http_status()),
+        (ErrorKind::Business, 418)
+    );
 
     let elapsed: BoxError = Box::new(tower::timeout::error::Elapsed::new());
     assert_eq!(Error::from(elapsed).kind(), ErrorKind::Timeout);

@@ -33,9 +33,15 @@ impl<E> Middleware<E> for Annotate {
 impl<E: Endpoint<Req>, Req: Send> Endpoint<Req> for Annotated<E> {
     type Response = E::Response;
     async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
-        self.trace.lock().unwrap().push(format!("{} pre", self.name));
+        self.trace
+            .lock()
+            .unwrap()
+            .push(format!("{} pre", self.name));
         let out = self.inner.call(cx, req).await;
-        self.trace.lock().unwrap().push(format!("{} post", self.name));
+        self.trace
+            .lock()
+            .unwrap()
+            .push(format!("{} post", self.name));
         out
     }
 }
@@ -117,7 +123,9 @@ async fn closure_middleware_in_a_chain_go_kit_style() {
         .with(add(1))
         .with(add(2))
         .with(add(3))
-        .wrap(BoxEndpoint::new(endpoint_fn(|_cx, n: i64| async move { Ok(n) })));
+        .wrap(BoxEndpoint::new(endpoint_fn(
+            |_cx, n: i64| async move { Ok(n) },
+        )));
     // first (outermost) sees the request first: ((0*10+1)*10+2)*10+3
     assert_eq!(ep.call(Context::new(), 0).await.unwrap(), 123);
 }

@@ -59,7 +59,9 @@ async fn call_concurrently<E: Endpoint<u32, Response = u32>>(ep: Arc<E>, n: u32)
 async fn tower_timeout_around_an_endpoint_gives_a_timeout_error() {
     let svc = ServiceBuilder::new()
         .layer(TimeoutLayer::new(Duration::from_millis(50)))
-        .service(EndpointService::new(InFlight::default().endpoint(Duration::from_secs(1))));
+        .service(EndpointService::new(
+            InFlight::default().endpoint(Duration::from_secs(1)),
+        ));
     let ep = ServiceEndpoint::new(svc);
     let t0 = Instant::now();
     let err = ep.call(Context::new(), 1).await.unwrap_err();
@@ -70,8 +72,16 @@ async fn tower_timeout_around_an_endpoint_gives_a_timeout_error() {
     // A fast call passes through the same stack.
     let svc = ServiceBuilder::new()
         .layer(TimeoutLayer::new(Duration::from_millis(50)))
-        .service(EndpointService::new(InFlight::default().endpoint(Duration::from_millis(10))));
-    assert_eq!(ServiceEndpoint::new(svc).call(Context::new(), 7).await.unwrap(), 7);
+        .service(EndpointService::new(
+            InFlight::default().endpoint(Duration::from_millis(10)),
+        ));
+    assert_eq!(
+        ServiceEndpoint::new(svc)
+            .call(Context::new(), 7)
+            .await
+            .unwrap(),
+        7
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -83,11 +93,9 @@ async fn concurrency_limit_around_an_endpoint_bounds_calls_in_flight() {
     assert_eq!(unlimited.max(), 10);
 
     let limited = InFlight::default();
-    let ep = ServiceEndpoint::new(
-        ServiceBuilder::new()
-            .concurrency_limit(2)
-            .service(EndpointService::new(limited.endpoint(Duration::from_millis(10)))),
-    );
+    let ep = ServiceEndpoint::new(ServiceBuilder::new().concurrency_limit(2).service(
+        EndpointService::new(limited.endpoint(Duration::from_millis(10))),
+    ));
     let t0 = Instant::now();
     let out = call_concurrently(Arc::new(ep), 10).await;
     assert_eq!(out, (0..10).collect::<Vec<_>>());
@@ -103,7 +111,9 @@ async fn load_shedding_reports_overload_as_an_error_kind() {
         ServiceBuilder::new()
             .load_shed()
             .concurrency_limit(1)
-            .service(EndpointService::new(gauge.endpoint(Duration::from_millis(10)))),
+            .service(EndpointService::new(
+                gauge.endpoint(Duration::from_millis(10)),
+            )),
     ));
     let (a, b) = tokio::join!(ep.call(Context::new(), 1), ep.call(Context::new(), 2));
     assert_eq!(a.unwrap(), 1);
@@ -151,7 +161,10 @@ async fn any_cloneable_tower_service_is_an_endpoint() {
         Ok::<_, Infallible>(n + cx.get::<u64>().copied().unwrap_or(0))
     });
     let ep = ServiceEndpoint::new(svc);
-    assert_eq!(ep.call(Context::new().with_value(10u64), 5).await.unwrap(), 15);
+    assert_eq!(
+        ep.call(Context::new().with_value(10u64), 5).await.unwrap(),
+        15
+    );
     // And it composes like any endpoint.
     let ep = Chain::new().with(Deadline::new()).wrap(ep);
     assert_eq!(ep.call(Context::new(), 5).await.unwrap(), 5);
@@ -176,7 +189,9 @@ async fn kit_errors_keep_their_kind_across_both_bridges() {
 async fn tower_layers_sit_in_a_kit_chain_in_order() {
     let gauge = InFlight::default();
     let ep = Chain::new()
-        .with(LayerMiddleware::new(TimeoutLayer::new(Duration::from_millis(25))))
+        .with(LayerMiddleware::new(TimeoutLayer::new(
+            Duration::from_millis(25),
+        )))
         .with(LayerMiddleware::new(ConcurrencyLimitLayer::new(1)))
         .wrap(gauge.endpoint(Duration::from_millis(10)));
     let ep = Arc::new(ep);
