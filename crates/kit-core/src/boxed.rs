@@ -39,7 +39,7 @@ pub struct BoxEndpoint<Req, Resp> {
 impl<Req, Resp> BoxEndpoint<Req, Resp>
 where
     Req: Send + 'static,
-    Resp: 'static,
+    Resp: Send + 'static,
 {
     /// Erases the type of `endpoint`.
     pub fn new<E>(endpoint: E) -> Self
@@ -69,7 +69,7 @@ impl<Req, Resp> fmt::Debug for BoxEndpoint<Req, Resp> {
 impl<Req, Resp> Endpoint<Req> for BoxEndpoint<Req, Resp>
 where
     Req: Send + 'static,
-    Resp: 'static,
+    Resp: Send + 'static,
 {
     type Response = Resp;
 

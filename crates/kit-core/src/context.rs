@@ -63,6 +63,26 @@ impl Context {
         Context::default()
     }
 
+    /// An empty context that is cancelled when `token` is: the root context of a request
+    /// served under a token owned elsewhere, such as a child of a server's shutdown token.
+    /// Contexts derived from it with [`Context::with_cancel`] are cancelled by it too.
+    ///
+    /// ```
+    /// use kit_core::{CancellationToken, Context};
+    ///
+    /// let shutdown = CancellationToken::new();
+    /// let cx = Context::cancelled_by(shutdown.child_token());
+    /// let (call, _cancel_call) = cx.with_cancel();
+    /// shutdown.cancel();
+    /// assert!(call.is_cancelled());
+    /// ```
+    pub fn cancelled_by(token: CancellationToken) -> Self {
+        Context {
+            cancel: Some(token),
+            ..Context::default()
+        }
+    }
+
     /// The instant by which the caller needs an answer, if any.
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
@@ -115,6 +135,12 @@ impl Context {
         (self, token)
     }
 
+    /// The token that cancels this context, if it is cancellable: pass it to code that takes a
+    /// `CancellationToken`.
+    pub fn cancellation_token(&self) -> Option<&CancellationToken> {
+        self.cancel.as_ref()
+    }
+
     /// Whether this context can end at all: it has a deadline or can be cancelled.
     pub(crate) fn can_end(&self) -> bool {
         self.deadline.is_some() || self.cancel.is_some()
@@ -140,6 +166,11 @@ impl Context {
     /// Completes when this context is cancelled or its deadline passes, with the error saying
     /// which; never completes for a context with neither. Race it against work to abandon the
     /// work in time.
+    ///
+    /// # Panics
+    ///
+    /// Waiting for a deadline uses tokio's timer: polling this future for a context with a
+    /// deadline panics outside a tokio runtime, or on one built without `enable_time`.
     pub async fn done(&self) -> Error {
         let cancelled_fut = async {
             match &self.cancel {

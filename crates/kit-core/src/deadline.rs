@@ -4,9 +4,10 @@
 //! looking at the context would keep its caller waiting past the deadline. [`Deadline`] makes
 //! the guarantee hold for every endpoint: when the deadline passes or the context is cancelled,
 //! the call ends at once with [`ErrorKind::Timeout`] ("deadline exceeded") or
-//! [`ErrorKind::Cancelled`] ("request cancelled"), and the inner call's future is dropped, which
-//! stops its work at its next await point. A call whose context is already done does not reach
-//! the inner endpoint at all.
+//! [`ErrorKind::Cancelled`] ("request cancelled"), and the inner call's future is dropped: work
+//! done inside that future stops at its next await point, while tasks it spawned and blocking
+//! work it started run on. A call whose context is already done does not reach the inner
+//! endpoint at all. A per-call timeout ([`Deadline::with_timeout`]) starts when `call` is made.
 //!
 //! [`ErrorKind::Timeout`]: crate::ErrorKind::Timeout
 //! [`ErrorKind::Cancelled`]: crate::ErrorKind::Cancelled

@@ -65,8 +65,9 @@ use crate::{Context, Error};
 /// [`ErrorKind::Overloaded`]: crate::ErrorKind::Overloaded
 /// [`BoxEndpoint`]: crate::BoxEndpoint
 pub trait Endpoint<Req>: Send + Sync + 'static {
-    /// The response of a successful call.
-    type Response;
+    /// The response of a successful call. `Send + 'static` so that every middleware, transport
+    /// and boxed endpoint can move it between tasks without restating the bounds.
+    type Response: Send + 'static;
 
     /// Handles one request under the caller's context.
     fn call(
@@ -98,6 +99,7 @@ pub fn endpoint_fn<Req, Resp, Fut, F>(f: F) -> EndpointFn<F>
 where
     F: Fn(Context, Req) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Resp, Error>> + Send,
+    Resp: Send + 'static,
 {
     EndpointFn { f }
 }
@@ -122,6 +124,7 @@ impl<F, Req, Fut, Resp> Endpoint<Req> for EndpointFn<F>
 where
     F: Fn(Context, Req) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Resp, Error>> + Send,
+    Resp: Send + 'static,
 {
     type Response = Resp;
 

@@ -35,6 +35,7 @@ where
 }
 
 /// A set that never changes (go-kit's `FixedEndpointer`).
+#[derive(Clone)]
 pub struct FixedEndpointer<Req, Resp> {
     endpoints: Endpoints<Req, Resp>,
 }
@@ -69,15 +70,18 @@ impl<Req, Resp> fmt::Debug for FixedEndpointer<Req, Resp> {
 /// A set that its publisher replaces as it learns of changes; clones share the same set.
 ///
 /// Service discovery holds one clone and calls [`EndpointSet::publish`] or
-/// [`EndpointSet::fail`]; balancers hold others and read [`Endpointer::endpoints`]. It starts
-/// empty.
+/// [`EndpointSet::fail`]; balancers hold others and read [`Endpointer::endpoints`]. Until the
+/// first `publish` the set is unknown: readers get an [`ErrorKind::Unavailable`] error "no
+/// endpoints published yet", not an empty set (which would mean "known to be empty").
+///
+/// [`ErrorKind::Unavailable`]: crate::ErrorKind::Unavailable
 ///
 /// ```
 /// use kit_core::{endpoint_fn, BoxEndpoint, EndpointSet, Endpointer, Error};
 ///
 /// let set = EndpointSet::<u32, u32>::new();
 /// let reader = set.clone();
-/// assert_eq!(reader.endpoints()?.len(), 0);
+/// assert_eq!(reader.endpoints().unwrap_err().to_string(), "no endpoints published yet");
 ///
 /// set.publish(vec![BoxEndpoint::new(endpoint_fn(|_cx, n: u32| async move { Ok(n) }))]);
 /// assert_eq!(reader.endpoints()?.len(), 1);
@@ -91,10 +95,12 @@ pub struct EndpointSet<Req, Resp> {
 }
 
 impl<Req, Resp> EndpointSet<Req, Resp> {
-    /// An empty set.
+    /// A set not published yet.
     pub fn new() -> Self {
         EndpointSet {
-            current: Arc::new(RwLock::new(Ok(Arc::from(Vec::new())))),
+            current: Arc::new(RwLock::new(Err(Error::unavailable(
+                "no endpoints published yet",
+            )))),
         }
     }
 
@@ -111,7 +117,12 @@ impl<Req, Resp> EndpointSet<Req, Resp> {
     fn replace(&self, state: Result<Endpoints<Req, Resp>, Error>) {
         // The lock guards a plain value that is replaced whole, so a poisoned lock still holds
         // a consistent state.
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = state;
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        let old = std::mem::replace(&mut *current, state);
+        drop(current);
+        // The old set is dropped after the lock is released: the last reference to an endpoint
+        // may close connections, or read this set, in its Drop.
+        drop(old);
     }
 }
 

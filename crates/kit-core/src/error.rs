@@ -25,8 +25,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// What went wrong, in the terms a caller and a transport need.
 ///
 /// Each kind has a default HTTP status ([`ErrorKind::http_status`]) and gRPC code
-/// ([`ErrorKind::grpc_code`]); the pairs follow gRPC's published HTTP mapping so that the two
-/// transports agree. The enum is non-exhaustive: match with a wildcard arm.
+/// ([`ErrorKind::grpc_code`]); the pairs follow the HTTP mapping documented with each code in
+/// `google/rpc/code.proto`, so that the two transports agree. [`ErrorKind::from_grpc_code`] and
+/// [`ErrorKind::from_http_status`] map back, for clients. The enum is non-exhaustive: match with
+/// a wildcard arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -46,9 +48,9 @@ pub enum ErrorKind {
     Cancelled,
     /// The deadline passed before an answer came.
     Timeout,
-    /// Too much load: a limit, a quota or a queue is full. Worth retrying later.
+    /// Too much load: a limit, a quota or a queue is full.
     Overloaded,
-    /// The callee, or something it needs, cannot be reached now. Worth retrying.
+    /// The callee, or something it needs, cannot be reached now.
     Unavailable,
     /// The callee does not implement this method.
     Unimplemented,
@@ -101,12 +103,13 @@ impl ErrorKind {
         }
     }
 
-    /// Whether this kind is a failure of the callee, the only kind circuit breakers and retries
-    /// count.
+    /// Whether this kind is a failure of the callee: what circuit breakers count and what
+    /// metrics report as a failure rather than a rejection.
     ///
     /// Failures: timeout, overloaded, unavailable, unimplemented, internal, unknown. Not
     /// failures: business errors, errors the caller caused (invalid argument, unauthenticated,
     /// permission denied, not found, already exists) and the caller's own cancellation.
+    /// Whether a failure is worth trying again is a narrower question: [`ErrorKind::is_retryable`].
     pub const fn is_failure(self) -> bool {
         matches!(
             self,
@@ -117,6 +120,64 @@ impl ErrorKind {
                 | ErrorKind::Internal
                 | ErrorKind::Unknown
         )
+    }
+
+    /// Whether a call that failed this way may succeed if tried again (on another instance, or
+    /// later): timeout, overloaded and unavailable. A retry policy still bounds retries by the
+    /// context's deadline and a budget. Not retryable: every error that is not a failure, and
+    /// unimplemented, internal and unknown, which would fail the same way again.
+    pub const fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Timeout | ErrorKind::Overloaded | ErrorKind::Unavailable
+        )
+    }
+
+    /// The kind a client gives a gRPC status code it received; `None` for 0 (OK).
+    ///
+    /// Codes without a kind of their own: `ABORTED` (10, a conflict worth retrying at a higher
+    /// level) is unavailable, `OUT_OF_RANGE` (11) is invalid argument, `DATA_LOSS` (15) is
+    /// internal; codes above 16 are unknown.
+    pub const fn from_grpc_code(code: i32) -> Option<ErrorKind> {
+        Some(match code {
+            0 => return None,
+            1 => ErrorKind::Cancelled,
+            3 | 11 => ErrorKind::InvalidArgument,
+            4 => ErrorKind::Timeout,
+            5 => ErrorKind::NotFound,
+            6 => ErrorKind::AlreadyExists,
+            7 => ErrorKind::PermissionDenied,
+            8 => ErrorKind::Overloaded,
+            9 => ErrorKind::Business,
+            10 | 14 => ErrorKind::Unavailable,
+            12 => ErrorKind::Unimplemented,
+            13 | 15 => ErrorKind::Internal,
+            16 => ErrorKind::Unauthenticated,
+            _ => ErrorKind::Unknown,
+        })
+    }
+
+    /// The kind a client gives an HTTP error status it received; `None` below 400.
+    ///
+    /// A 400 cannot tell a business error from a malformed request: it is invalid argument
+    /// (neither counts as a failure). 408 and 504 are timeouts; 502 and 503 are unavailable;
+    /// other 4xx are invalid argument and other 5xx internal.
+    pub const fn from_http_status(status: u16) -> Option<ErrorKind> {
+        Some(match status {
+            0..=399 => return None,
+            401 => ErrorKind::Unauthenticated,
+            403 => ErrorKind::PermissionDenied,
+            404 => ErrorKind::NotFound,
+            408 | 504 => ErrorKind::Timeout,
+            409 => ErrorKind::AlreadyExists,
+            429 => ErrorKind::Overloaded,
+            499 => ErrorKind::Cancelled,
+            501 => ErrorKind::Unimplemented,
+            502 | 503 => ErrorKind::Unavailable,
+            400..=499 => ErrorKind::InvalidArgument,
+            500..=599 => ErrorKind::Internal,
+            _ => ErrorKind::Unknown,
+        })
     }
 
     /// A short, stable, snake_case name, for logs and metric labels.
@@ -200,6 +261,26 @@ impl Error {
         Error::new(ErrorKind::InvalidArgument, message)
     }
 
+    /// The caller did not prove who it is.
+    pub fn unauthenticated(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::Unauthenticated, message)
+    }
+
+    /// The caller is not allowed to do this.
+    pub fn permission_denied(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::PermissionDenied, message)
+    }
+
+    /// The thing to create exists already.
+    pub fn already_exists(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::AlreadyExists, message)
+    }
+
+    /// The callee does not implement this method.
+    pub fn unimplemented(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::new(ErrorKind::Unimplemented, message)
+    }
+
     /// The thing asked for does not exist.
     pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
         Error::new(ErrorKind::NotFound, message)
@@ -271,9 +352,14 @@ impl Error {
         self.0.kind == ErrorKind::Business
     }
 
-    /// Whether breakers and retries should count this error; see [`ErrorKind::is_failure`].
+    /// Whether this is a failure of the callee; see [`ErrorKind::is_failure`].
     pub fn is_failure(&self) -> bool {
         self.0.kind.is_failure()
+    }
+
+    /// Whether trying again may succeed; see [`ErrorKind::is_retryable`].
+    pub fn is_retryable(&self) -> bool {
+        self.0.kind.is_retryable()
     }
 
     // Errors are built once and then shared, so the Arc is almost always unique here and
@@ -320,31 +406,56 @@ impl std::error::Error for Error {
     }
 }
 
-/// Classifies an error from elsewhere (a tower layer, a service) by its type.
+/// Classifies an error from elsewhere (a tower layer, a service, an I/O call) by its type.
 ///
-/// A kit [`Error`] comes back as it was; tower's `timeout::error::Elapsed` becomes
-/// [`ErrorKind::Timeout`]; tower's `load_shed::error::Overloaded` becomes
-/// [`ErrorKind::Overloaded`]; an `std::io::Error` of kind `TimedOut` becomes a timeout; anything
-/// else is [`ErrorKind::Unknown`] with the original as its source and its text as the message.
+/// The error and its chain of sources are searched, outermost first, for something known: a
+/// kit [`Error`] is returned as it was; tower's `timeout::error::Elapsed` is a timeout; tower's
+/// `load_shed::error::Overloaded` is overloaded; an `std::io::Error` is a timeout (`TimedOut`)
+/// or unavailable (connection refused, reset or aborted, not connected, broken pipe). Anything
+/// else is [`ErrorKind::Unknown`] with the fixed message "unknown error": a foreign error's
+/// text may hold internal details, and transports send the message to remote callers. The
+/// original error is always kept as the source, for logs.
 impl From<BoxError> for Error {
     fn from(err: BoxError) -> Self {
         let err = match err.downcast::<Error>() {
             Ok(err) => return *err,
             Err(err) => err,
         };
-        let kind = if err.is::<tower::timeout::error::Elapsed>() {
-            ErrorKind::Timeout
-        } else if err.is::<tower::load_shed::error::Overloaded>() {
-            ErrorKind::Overloaded
-        } else if err
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
-        {
-            ErrorKind::Timeout
-        } else {
-            ErrorKind::Unknown
-        };
-        Error::new(kind, err.to_string()).with_source(err)
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&*err);
+        let mut found = None;
+        while let Some(e) = next {
+            if let Some(kit) = e.downcast_ref::<Error>() {
+                return kit.clone();
+            }
+            if let Some(kind) = known_kind(e) {
+                found = Some((kind, e.to_string()));
+                break;
+            }
+            next = e.source();
+        }
+        match found {
+            Some((kind, message)) => Error::new(kind, message).with_source(err),
+            None => Error::new(ErrorKind::Unknown, "unknown error").with_source(err),
+        }
+    }
+}
+
+fn known_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    use std::io::ErrorKind as Io;
+    if err.is::<tower::timeout::error::Elapsed>() {
+        return Some(ErrorKind::Timeout);
+    }
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        return Some(ErrorKind::Overloaded);
+    }
+    match err.downcast_ref::<std::io::Error>()?.kind() {
+        Io::TimedOut => Some(ErrorKind::Timeout),
+        Io::ConnectionRefused
+        | Io::ConnectionReset
+        | Io::ConnectionAborted
+        | Io::NotConnected
+        | Io::BrokenPipe => Some(ErrorKind::Unavailable),
+        _ => None,
     }
 }
 
@@ -352,10 +463,11 @@ impl From<BoxError> for Error {
 ///
 /// Some wire formats put business errors in the reply (`SumReply { v, err }` answered with gRPC
 /// status OK). An endpoint returning such a reply as `Ok` implements `Failer` on it so that
-/// metrics and logs still see the business error, through [`Outcome::of_failer`].
+/// metrics and logs still see the business error, through [`Outcome::of_failer`]. The error is
+/// returned by value because such replies often hold only its text.
 pub trait Failer {
     /// The business error this response carries, if any.
-    fn failed(&self) -> Option<&Error>;
+    fn failed(&self) -> Option<Error>;
 }
 
 /// What a call's result means to middleware that count: success, business error or failure.
@@ -391,7 +503,9 @@ impl Outcome {
     /// Classifies a result whose response may carry a business error ([`Failer`]).
     pub fn of_failer<R: Failer>(result: &Result<R, Error>) -> Outcome {
         match result {
-            Ok(resp) => resp.failed().map_or(Outcome::Success, Outcome::of_error),
+            Ok(resp) => resp
+                .failed()
+                .map_or(Outcome::Success, |err| Outcome::of_error(&err)),
             Err(err) => Outcome::of_error(err),
         }
     }

@@ -2,15 +2,22 @@
 //!
 //! - [`EndpointService`]: any [`Endpoint`] as a `tower::Service<(Context, Req)>`, so tower
 //!   layers (`Timeout`, `ConcurrencyLimit`, `Buffer`, ...) and `ServiceBuilder` wrap it.
-//! - [`ServiceEndpoint`]: any cloneable `tower::Service<(Context, Req)>` as an [`Endpoint`].
+//! - [`ServiceEndpoint`]: a `tower::Service<(Context, Req)>` that is `Clone + Send + Sync`, and
+//!   whose clones share their state (as tower's middleware do), as an [`Endpoint`].
 //! - [`LayerMiddleware`]: a tower `Layer` used as a kit [`Middleware`], inside a [`Chain`].
 //! - [`MiddlewareLayer`]: a kit [`Middleware`] used as a tower `Layer`, inside a
 //!   `ServiceBuilder`.
 //!
 //! The request type on the tower side is the pair `(Context, Req)`: the context travels with
 //! the request, explicitly, as it does everywhere else in kit-rs. Errors from tower come back
-//! classified by type ([`Error`]'s `From<BoxError>`): tower's timeout becomes
-//! [`ErrorKind::Timeout`], load-shedding becomes [`ErrorKind::Overloaded`].
+//! classified by the types in their source chain ([`Error`]'s `From<BoxError>`): tower's
+//! timeout becomes [`ErrorKind::Timeout`], load-shedding becomes [`ErrorKind::Overloaded`].
+//!
+//! Readiness does not cross a bridge: an [`EndpointService`] is always ready. Layers that act
+//! on the readiness of the service inside them (`LoadShed` over `ConcurrencyLimit`, `Buffer`)
+//! therefore belong together in one `ServiceBuilder`, bridged once, rather than in separate
+//! [`LayerMiddleware`]s, where an outer `LoadShed` would see an always-ready service and never
+//! shed.
 //!
 //! ```
 //! use std::time::Duration;
@@ -99,7 +106,11 @@ where
 ///
 /// Each call clones the service, waits for `poll_ready`, then calls it: the pattern tower's
 /// own middleware expects, so that layers such as `ConcurrencyLimit` hand a permit to each
-/// call. The service's errors are converted with `From<BoxError>` (see [`Error`]).
+/// call. Clones must therefore share whatever state matters (tower's layers do); a service that
+/// keeps state per handle belongs behind `tower::buffer::Buffer`. The service must be `Sync`
+/// because endpoints are shared between tasks: type-erase with `tower::util::BoxCloneSyncService`
+/// rather than `BoxCloneService`. The service's errors are converted with `From<BoxError>` (see
+/// [`Error`]).
 #[derive(Clone, Debug)]
 pub struct ServiceEndpoint<S> {
     service: S,
@@ -117,6 +128,7 @@ where
     S: Service<(Context, Req)> + Clone + Send + Sync + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
+    S::Response: Send + 'static,
     Req: Send,
 {
     type Response = S::Response;

@@ -131,5 +131,18 @@ fn clones_are_independent_values() {
     assert_eq!(a.get::<Tenant>(), Some(&Tenant(1)));
     assert_eq!(b.get::<Tenant>(), Some(&Tenant(2)));
     let dbg = format!("{b:?}");
-    assert!(dbg.contains("Context"), "{dbg}");
+    assert!(dbg.contains("cancelled: false"), "{dbg}");
+}
+
+#[test]
+fn a_context_cancelled_by_an_outside_token() {
+    let shutdown = kit_core::CancellationToken::new();
+    let root = Context::cancelled_by(shutdown.child_token());
+    let (call, _cancel_call) = root.clone().with_cancel();
+    assert!(root.cancellation_token().is_some());
+    assert!(Context::new().cancellation_token().is_none());
+    assert!(!call.is_cancelled());
+    shutdown.cancel();
+    assert!(root.is_cancelled());
+    assert!(call.is_cancelled());
 }

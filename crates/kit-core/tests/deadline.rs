@@ -57,6 +57,15 @@ async fn a_call_within_the_deadline_returns_its_answer() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_answer_ready_at_the_deadline_wins_over_the_deadline() {
+    let (started, finished) = counters();
+    let ep = Deadline::with_timeout(Duration::from_millis(100)).wrap(sleeper(started, finished));
+    // The endpoint's timer and the deadline's fire at the same instant.
+    let out = ep.call(Context::new(), Duration::from_millis(100)).await;
+    assert_eq!(out.unwrap(), Duration::from_millis(100));
+}
+
+#[tokio::test(start_paused = true)]
 async fn without_a_deadline_calls_are_not_limited() {
     let (started, finished) = counters();
     let ep = Deadline::new().wrap(sleeper(started, finished));

@@ -22,9 +22,10 @@ impl Endpoint<()> for Counter {
 async fn a_closure_is_an_endpoint() {
     let echo = endpoint_fn(|_cx, s: String| async move { Ok(s) });
     assert_eq!(echo.call(Context::new(), "x".into()).await.unwrap(), "x");
-    // EndpointFn is Copy when its closure is.
+    // EndpointFn is Copy when its closure is: both copies stay usable.
     let copy = echo;
     assert_eq!(copy.call(Context::new(), "y".into()).await.unwrap(), "y");
+    assert_eq!(echo.call(Context::new(), "z".into()).await.unwrap(), "z");
 
     let fails = endpoint_fn(|_cx, n: u8| async move {
         Err::<u8, _>(Error::invalid_argument(format!("bad {n}")))
@@ -76,29 +77,26 @@ async fn one_endpoint_serves_many_concurrent_calls() {
 
 #[tokio::test]
 async fn calls_overlap_in_time_through_a_shared_reference() {
-    // Two calls on the same endpoint, the first waits for the second: only possible if the
-    // endpoint does not serialise calls.
-    let gate = Arc::new(tokio::sync::Notify::new());
+    // Two calls on the same endpoint meet at a barrier: only possible if both are in flight
+    // at once. If calls were serialised the barrier would never open, and the timeout fails
+    // the test instead of hanging it.
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
     let ep = {
-        let gate = Arc::clone(&gate);
-        endpoint_fn(move |_cx, first: bool| {
-            let gate = Arc::clone(&gate);
+        let barrier = Arc::clone(&barrier);
+        endpoint_fn(move |_cx, n: u8| {
+            let barrier = Arc::clone(&barrier);
             async move {
-                if first {
-                    gate.notified().await;
-                } else {
-                    gate.notify_one();
-                }
-                Ok::<_, Error>(first)
+                barrier.wait().await;
+                Ok::<_, Error>(n)
             }
         })
     };
-    let (a, b) = tokio::join!(
-        ep.call(Context::new(), true),
-        ep.call(Context::new(), false)
-    );
-    assert!(a.unwrap());
-    assert!(!b.unwrap());
+    let both = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::join!(ep.call(Context::new(), 1), ep.call(Context::new(), 2))
+    })
+    .await
+    .expect("both calls in flight at once");
+    assert_eq!((both.0.unwrap(), both.1.unwrap()), (1, 2));
 }
 
 #[tokio::test]

@@ -106,11 +106,130 @@ fn foreign_errors_are_classified_by_type() {
     let io: BoxError = Box::new(std::io::Error::new(std::io::ErrorKind::TimedOut, "slow"));
     assert_eq!(Error::from(io).kind(), ErrorKind::Timeout);
 
-    let other: BoxError = "something odd".into();
+    let refused: BoxError = Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+    assert_eq!(Error::from(refused).kind(), ErrorKind::Unavailable);
+
+    // Unknown errors get a fixed message: their text may hold internals and the message goes
+    // on the wire. The text stays reachable as the source, for logs.
+    let other: BoxError = "open /etc/secret.db: permission denied".into();
     let err = Error::from(other);
     assert_eq!(err.kind(), ErrorKind::Unknown);
-    assert_eq!(err.to_string(), "something odd");
-    assert!(err.source().is_some());
+    assert_eq!(err.to_string(), "unknown error");
+    assert_eq!(
+        err.source().expect("source").to_string(),
+        "open /etc/secret.db: permission denied"
+    );
+}
+
+/// A wrapper in the style of tower's buffer error or hyper's: it says little itself and keeps
+/// the real cause as its source.
+#[derive(Debug)]
+struct Wrapped(BoxError);
+
+impl std::fmt::Display for Wrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("service failed")
+    }
+}
+
+impl std::error::Error for Wrapped {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+#[test]
+fn classification_looks_through_the_source_chain() {
+    let inner_kit: BoxError = Box::new(Wrapped(Box::new(Error::not_found("no such key"))));
+    let err = Error::from(inner_kit);
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.to_string(), "no such key");
+
+    let twice: BoxError = Box::new(Wrapped(Box::new(Wrapped(Box::new(
+        tower::timeout::error::Elapsed::new(),
+    )))));
+    let err = Error::from(twice);
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(err.to_string(), "request timed out");
+    // The whole chain is kept.
+    assert_eq!(err.source().expect("source").to_string(), "service failed");
+
+    let reset: BoxError = Box::new(Wrapped(Box::new(std::io::Error::from(
+        std::io::ErrorKind::ConnectionReset,
+    ))));
+    assert_eq!(Error::from(reset).kind(), ErrorKind::Unavailable);
+}
+
+#[test]
+fn clients_map_received_statuses_back_to_kinds() {
+    // Every kind survives the round trip through its own gRPC code.
+    for kind in ALL {
+        assert_eq!(
+            ErrorKind::from_grpc_code(kind.grpc_code()),
+            Some(kind),
+            "{kind}"
+        );
+    }
+    assert_eq!(ErrorKind::from_grpc_code(0), None);
+    assert_eq!(ErrorKind::from_grpc_code(10), Some(ErrorKind::Unavailable));
+    assert_eq!(
+        ErrorKind::from_grpc_code(11),
+        Some(ErrorKind::InvalidArgument)
+    );
+    assert_eq!(ErrorKind::from_grpc_code(15), Some(ErrorKind::Internal));
+    assert_eq!(ErrorKind::from_grpc_code(17), Some(ErrorKind::Unknown));
+    assert_eq!(ErrorKind::from_grpc_code(-1), Some(ErrorKind::Unknown));
+
+    let http: Vec<(u16, Option<ErrorKind>)> = [
+        200, 204, 302, 400, 401, 403, 404, 408, 409, 413, 422, 429, 499, 500, 501, 502, 503, 504,
+        599, 600,
+    ]
+    .iter()
+    .map(|&s| (s, ErrorKind::from_http_status(s)))
+    .collect();
+    use ErrorKind::*;
+    assert_eq!(
+        http,
+        [
+            (200, None),
+            (204, None),
+            (302, None),
+            (400, Some(InvalidArgument)),
+            (401, Some(Unauthenticated)),
+            (403, Some(PermissionDenied)),
+            (404, Some(NotFound)),
+            (408, Some(Timeout)),
+            (409, Some(AlreadyExists)),
+            (413, Some(InvalidArgument)),
+            (422, Some(InvalidArgument)),
+            (429, Some(Overloaded)),
+            (499, Some(Cancelled)),
+            (500, Some(Internal)),
+            (501, Some(Unimplemented)),
+            (502, Some(Unavailable)),
+            (503, Some(Unavailable)),
+            (504, Some(Timeout)),
+            (599, Some(Internal)),
+            (600, Some(Unknown)),
+        ]
+    );
+}
+
+#[test]
+fn only_timeouts_overload_and_unavailability_are_retryable() {
+    let retryable: Vec<ErrorKind> = ALL.into_iter().filter(|k| k.is_retryable()).collect();
+    assert_eq!(
+        retryable,
+        [
+            ErrorKind::Timeout,
+            ErrorKind::Overloaded,
+            ErrorKind::Unavailable
+        ]
+    );
+    // Retryable is a narrower set than failure.
+    assert!(retryable.iter().all(|k| k.is_failure()));
+    assert!(Error::unavailable("x").is_retryable());
+    assert!(!Error::internal("x").is_retryable());
 }
 
 #[test]
@@ -128,21 +247,22 @@ fn outcome_separates_success_rejection_and_failure() {
     assert_eq!(Outcome::Rejected.as_str(), "rejected");
 }
 
+/// A reply that carries its business error as text, as a protobuf reply does.
 struct Reply {
-    err: Option<Error>,
+    err: String,
 }
 
 impl Failer for Reply {
-    fn failed(&self) -> Option<&Error> {
-        self.err.as_ref()
+    fn failed(&self) -> Option<Error> {
+        (!self.err.is_empty()).then(|| Error::business(self.err.clone()))
     }
 }
 
 #[test]
 fn a_failer_response_reports_its_business_error() {
-    let ok: Result<Reply, Error> = Ok(Reply { err: None });
+    let ok: Result<Reply, Error> = Ok(Reply { err: String::new() });
     let carried: Result<Reply, Error> = Ok(Reply {
-        err: Some(Error::business("can't sum two zeroes")),
+        err: "can't sum two zeroes".into(),
     });
     let failed: Result<Reply, Error> = Err(Error::timeout("deadline exceeded"));
     assert_eq!(Outcome::of_failer(&ok), Outcome::Success);
@@ -154,9 +274,8 @@ fn a_failer_response_reports_its_business_error() {
 
 #[test]
 fn errors_are_small_so_results_stay_small() {
-    assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
-    assert_eq!(
-        std::mem::size_of::<Result<Duration, Error>>(),
-        std::mem::size_of::<Duration>()
-    );
+    use std::mem::size_of;
+    assert_eq!(size_of::<Error>(), size_of::<usize>());
+    assert!(size_of::<Result<Duration, Error>>() <= size_of::<Duration>() + size_of::<usize>());
+    assert!(size_of::<Result<u64, Error>>() <= 2 * size_of::<usize>());
 }

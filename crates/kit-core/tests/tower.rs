@@ -173,7 +173,7 @@ async fn any_cloneable_tower_service_is_an_endpoint() {
 #[tokio::test]
 async fn kit_errors_keep_their_kind_across_both_bridges() {
     let refuses = endpoint_fn(|_cx, ()| async {
-        Err::<(), _>(Error::business("result exceeds maximum size").with_http_status(400))
+        Err::<(), _>(Error::business("result exceeds maximum size").with_http_status(418))
     });
     let ep = ServiceEndpoint::new(
         ServiceBuilder::new()
@@ -183,6 +183,7 @@ async fn kit_errors_keep_their_kind_across_both_bridges() {
     let err = ep.call(Context::new(), ()).await.unwrap_err();
     assert!(err.is_business());
     assert_eq!(err.to_string(), "result exceeds maximum size");
+    assert_eq!(err.http_status(), 418);
 }
 
 #[tokio::test(start_paused = true)]

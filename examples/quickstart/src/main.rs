@@ -71,7 +71,6 @@ fn check(s: &str) -> Result<(), Error> {
 fn standard<E>(method: &'static str, endpoint: E) -> impl Endpoint<String, Response = E::Response>
 where
     E: Endpoint<String>,
-    E::Response: Send,
 {
     Chain::new()
         .with(Logging { method })
