@@ -1,7 +1,35 @@
-//! kit-log: go-kit-style structured logging on slog: key/value pairs, logfmt and JSON, contextual loggers, lazy values, levels.
+//! kit-log: go-kit-style structured logging on slog.
 //!
-//! **Status: Draft — not implemented yet.** This crate has no API yet; its planned scope is in
-//! the RFC, `docs/rfcs/0002-kit-log.md`.
+//! **Status: partly implemented** (RFC 0002 is Accepted). Ready: the logfmt and JSON encoders
+//! ([`Logfmt`], [`Json`]) as slog drains, levels and the [`LevelFilter`], and the lazy
+//! [`timestamp_utc`] and [`caller`] values. Not built yet: the go-kit-style `Logger` (alternating
+//! keys and values, prefix and suffix context), the asynchronous writer, the `log`/`tracing`
+//! bridges and the endpoint logging middleware; see the RFC.
+//!
+//! The user logs key/value pairs; the encoder decides the bytes. Build a `slog::Logger` on one
+//! of the encoders and log with slog's macros:
+//!
+//! ```
+//! use slog::{info, o, Drain, Logger};
+//! use kit_log::{caller, timestamp_utc, Level, LevelFilter, Logfmt};
+//!
+//! let drain = LevelFilter::new(Logfmt::new(std::io::stderr()), Level::Info);
+//! let log = Logger::root(drain.ignore_res(), o!("ts" => timestamp_utc(), "caller" => caller()));
+//! info!(log, "listening"; "addr" => "127.0.0.1:8081");
+//! // level=info ts=2026-11-24T16:20:01.123456789Z caller=src/main.rs:7 msg=listening addr=127.0.0.1:8081
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod encode;
+mod json;
+mod level;
+mod logfmt;
+mod value;
+
+pub use json::Json;
+pub use level::{Level, LevelFilter, NO_LEVEL_TAG, ParseLevelError, Verdict};
+pub use logfmt::Logfmt;
+pub use slog::FnValue;
+pub use value::{Caller, Rfc3339, TimestampUtc, caller, timestamp_utc};

@@ -1,0 +1,251 @@
+//! What both encoders share: collecting a record's pairs in go-kit order, one write per record.
+//!
+//! slog hands a serializer the record's pairs and the logger's context newest first
+//! (`o!("a" => 1, "b" => 2)` arrives as `b`, `a`). go-kit writes them in the order they were
+//! given, context before the call's own pairs. So each pair is encoded once into a scratch
+//! buffer and its span remembered; the line is then assembled from the spans in reverse. The
+//! buffers live in a thread-local and are reused, so a record costs no allocation once they have
+//! grown to fit.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::{Mutex, PoisonError};
+
+use slog::{Drain, KV, Key, OwnedKVList, Record, Serializer};
+
+use crate::level::{Level, NO_LEVEL_TAG};
+
+/// One value as slog hands it over, before encoding.
+pub(crate) enum Value<'a> {
+    Str(&'a str),
+    Args(&'a fmt::Arguments<'a>),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    Null,
+}
+
+/// A line format: how a pair, a line's start and its end are written.
+pub(crate) trait Format: Send + Sync + 'static {
+    /// Appends the encoded pair `key`/`value` to `out`; `scratch` is free working space.
+    fn pair(out: &mut Vec<u8>, scratch: &mut Vec<u8>, key: &str, value: Value<'_>);
+    /// Starts a line.
+    fn begin(out: &mut Vec<u8>);
+    /// Separates two pairs.
+    const SEPARATOR: u8;
+    /// Ends a line, newline included.
+    fn end(out: &mut Vec<u8>);
+}
+
+#[derive(Default)]
+struct Buffers {
+    /// Encoded pairs, back to back.
+    pairs: Vec<u8>,
+    /// Where each pair lies in `pairs`, in the order slog gave them.
+    spans: Vec<(usize, usize)>,
+    scratch: Vec<u8>,
+    line: Vec<u8>,
+}
+
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+}
+
+struct Collector<'b, F> {
+    bufs: &'b mut Buffers,
+    _format: std::marker::PhantomData<F>,
+}
+
+impl<F: Format> Collector<'_, F> {
+    fn push(&mut self, key: Key, value: Value<'_>) -> slog::Result {
+        let start = self.bufs.pairs.len();
+        F::pair(&mut self.bufs.pairs, &mut self.bufs.scratch, key, value);
+        self.bufs.spans.push((start, self.bufs.pairs.len()));
+        Ok(())
+    }
+}
+
+impl<F: Format> Serializer for Collector<'_, F> {
+    fn emit_arguments(&mut self, key: Key, val: &fmt::Arguments<'_>) -> slog::Result {
+        self.push(key, Value::Args(val))
+    }
+    fn emit_str(&mut self, key: Key, val: &str) -> slog::Result {
+        self.push(key, Value::Str(val))
+    }
+    fn emit_char(&mut self, key: Key, val: char) -> slog::Result {
+        let mut utf8 = [0; 4];
+        self.push(key, Value::Str(val.encode_utf8(&mut utf8)))
+    }
+    fn emit_bool(&mut self, key: Key, val: bool) -> slog::Result {
+        self.push(key, Value::Bool(val))
+    }
+    fn emit_none(&mut self, key: Key) -> slog::Result {
+        self.push(key, Value::Null)
+    }
+    fn emit_unit(&mut self, key: Key) -> slog::Result {
+        self.push(key, Value::Null)
+    }
+    fn emit_u8(&mut self, key: Key, val: u8) -> slog::Result {
+        self.push(key, Value::U64(val.into()))
+    }
+    fn emit_u16(&mut self, key: Key, val: u16) -> slog::Result {
+        self.push(key, Value::U64(val.into()))
+    }
+    fn emit_u32(&mut self, key: Key, val: u32) -> slog::Result {
+        self.push(key, Value::U64(val.into()))
+    }
+    fn emit_u64(&mut self, key: Key, val: u64) -> slog::Result {
+        self.push(key, Value::U64(val))
+    }
+    fn emit_usize(&mut self, key: Key, val: usize) -> slog::Result {
+        self.push(key, Value::U64(val as u64))
+    }
+    fn emit_i8(&mut self, key: Key, val: i8) -> slog::Result {
+        self.push(key, Value::I64(val.into()))
+    }
+    fn emit_i16(&mut self, key: Key, val: i16) -> slog::Result {
+        self.push(key, Value::I64(val.into()))
+    }
+    fn emit_i32(&mut self, key: Key, val: i32) -> slog::Result {
+        self.push(key, Value::I64(val.into()))
+    }
+    fn emit_i64(&mut self, key: Key, val: i64) -> slog::Result {
+        self.push(key, Value::I64(val))
+    }
+    fn emit_isize(&mut self, key: Key, val: isize) -> slog::Result {
+        self.push(key, Value::I64(val as i64))
+    }
+    fn emit_f32(&mut self, key: Key, val: f32) -> slog::Result {
+        self.push(key, Value::F64(val.into()))
+    }
+    fn emit_f64(&mut self, key: Key, val: f64) -> slog::Result {
+        self.push(key, Value::F64(val))
+    }
+}
+
+/// Encodes `record` and `values` as one line of format `F` and hands it to `write` whole.
+fn encode<F: Format, R>(
+    bufs: &mut Buffers,
+    record: &Record<'_>,
+    values: &OwnedKVList,
+    write: impl FnOnce(&[u8]) -> R,
+) -> Result<R, slog::Error> {
+    bufs.pairs.clear();
+    bufs.spans.clear();
+    bufs.line.clear();
+    let mut collector = Collector::<F> {
+        bufs,
+        _format: std::marker::PhantomData,
+    };
+    record.kv().serialize(record, &mut collector)?;
+    let record_pairs = collector.bufs.spans.len();
+    values.serialize(record, &mut collector)?;
+
+    let Buffers {
+        pairs,
+        spans,
+        scratch,
+        line,
+    } = bufs;
+    let (own, context) = spans.split_at(record_pairs);
+    F::begin(line);
+    let mut first = true;
+    let mut sep = |line: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
+            line.push(F::SEPARATOR);
+        }
+    };
+    if record.tag() != NO_LEVEL_TAG {
+        sep(line);
+        F::pair(
+            line,
+            scratch,
+            "level",
+            Value::Str(Level::from(record.level()).as_str()),
+        );
+    }
+    for &(start, end) in context.iter().rev() {
+        sep(line);
+        line.extend_from_slice(&pairs[start..end]);
+    }
+    let msg = record.msg();
+    // An empty message (a record of pairs only, go-kit style) is left out.
+    if msg.as_str() != Some("") {
+        sep(line);
+        F::pair(line, scratch, "msg", Value::Args(msg));
+    }
+    for &(start, end) in own.iter().rev() {
+        sep(line);
+        line.extend_from_slice(&pairs[start..end]);
+    }
+    F::end(line);
+    Ok(write(line))
+}
+
+/// Encodes with the thread's reusable buffers, or fresh ones if a value being encoded logs
+/// in turn (the thread's buffers are then in use).
+fn with_buffers<R>(f: impl FnOnce(&mut Buffers) -> R) -> R {
+    let mut f = Some(f);
+    let reused = BUFFERS.try_with(|cell| {
+        cell.try_borrow_mut()
+            .ok()
+            .map(|mut bufs| (f.take().expect("called once"))(&mut bufs))
+    });
+    match (reused, f) {
+        (Ok(Some(out)), _) => out,
+        (_, Some(f)) => f(&mut Buffers::default()),
+        (_, None) => unreachable!("the closure ran but returned nothing"),
+    }
+}
+
+/// An encoder writing one line per record to a shared writer.
+///
+/// The writer sits behind a mutex taken once per record, for one `write_all` of the whole line:
+/// records from concurrent threads never interleave.
+pub(crate) struct LineDrain<F, W> {
+    writer: Mutex<W>,
+    _format: std::marker::PhantomData<F>,
+}
+
+impl<F, W> LineDrain<F, W> {
+    pub(crate) fn new(writer: W) -> Self {
+        LineDrain {
+            writer: Mutex::new(writer),
+            _format: std::marker::PhantomData,
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> W {
+        self.writer
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<F: Format, W: Write> LineDrain<F, W> {
+    pub(crate) fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> io::Result<()> {
+        with_buffers(|bufs| {
+            encode::<F, _>(bufs, record, values, |line| {
+                // A panic while another record was written leaves at worst a partial line in
+                // the writer; later records are still whole.
+                let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                w.write_all(line)
+            })
+        })
+        .map_err(|e| match e {
+            slog::Error::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        })?
+    }
+}
+
+impl<F: Format, W: Write + Send + 'static> Drain for LineDrain<F, W> {
+    type Ok = ();
+    type Err = io::Error;
+
+    fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> io::Result<()> {
+        LineDrain::log(self, record, values)
+    }
+}

@@ -1,0 +1,164 @@
+//! The logfmt encoder: `key=value` pairs separated by spaces, one record per line.
+//!
+//! Values are written bare unless a reader could misread them: a value that is empty or holds a
+//! space, `=`, `"`, a control character or U+FFFD is quoted, with `\"`, `\\`, `\n`, `\r`, `\t`
+//! and `\u00XX` escapes inside. Keys cannot be quoted in logfmt, so characters that would break
+//! a key (space, `=`, `"`, control characters) become `_`, and an empty key becomes `_`.
+//! Non-finite floats are `NaN`, `+Inf` and `-Inf`; an absent value is `null`.
+
+use std::io::Write;
+
+use crate::encode::{Format, LineDrain, Value};
+
+/// Writes records as logfmt lines (go-kit's `NewLogfmtLogger`), one `write_all` per record.
+///
+/// The line holds `level` first (unless the record has no level), then the logger's context
+/// in the order it was added, then `msg` (unless empty), then the record's own pairs in the
+/// order given.
+///
+/// ```
+/// use slog::{info, o, Drain, Logger};
+/// use std::sync::{Arc, Mutex};
+///
+/// # #[derive(Clone, Default)] struct Shared(Arc<Mutex<Vec<u8>>>);
+/// # impl std::io::Write for Shared {
+/// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(b) }
+/// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+/// # }
+/// let out = Shared::default();
+/// let log = Logger::root(kit_log::Logfmt::new(out.clone()).fuse(), o!("svc" => "add"));
+/// info!(log, "summed"; "a" => 1, "b" => "two words");
+/// assert_eq!(
+///     String::from_utf8(out.0.lock().unwrap().clone()).unwrap(),
+///     "level=info svc=add msg=summed a=1 b=\"two words\"\n"
+/// );
+/// ```
+pub struct Logfmt<W> {
+    drain: LineDrain<LogfmtFormat, W>,
+}
+
+impl<W: Write> Logfmt<W> {
+    /// Writes to `writer`.
+    pub fn new(writer: W) -> Self {
+        Logfmt {
+            drain: LineDrain::new(writer),
+        }
+    }
+
+    /// The writer back.
+    pub fn into_inner(self) -> W {
+        self.drain.into_inner()
+    }
+}
+
+impl<W: Write + Send + 'static> slog::Drain for Logfmt<W> {
+    type Ok = ();
+    type Err = std::io::Error;
+
+    fn log(&self, record: &slog::Record<'_>, values: &slog::OwnedKVList) -> std::io::Result<()> {
+        self.drain.log(record, values)
+    }
+}
+
+pub(crate) struct LogfmtFormat;
+
+impl Format for LogfmtFormat {
+    const SEPARATOR: u8 = b' ';
+
+    fn begin(_: &mut Vec<u8>) {}
+
+    fn end(out: &mut Vec<u8>) {
+        out.push(b'\n');
+    }
+
+    fn pair(out: &mut Vec<u8>, scratch: &mut Vec<u8>, key: &str, value: Value<'_>) {
+        write_key(out, key);
+        out.push(b'=');
+        match value {
+            Value::Str(s) => write_str(out, s),
+            Value::Args(args) => match args.as_str() {
+                Some(s) => write_str(out, s),
+                None => {
+                    scratch.clear();
+                    // Writing to a Vec cannot fail.
+                    let _ = scratch.write_fmt(*args);
+                    // Formatting writes UTF-8 only.
+                    write_str(out, std::str::from_utf8(scratch).unwrap_or_default());
+                }
+            },
+            Value::I64(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::U64(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::F64(f) => write_f64(out, f),
+            Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+            Value::Null => out.extend_from_slice(b"null"),
+        }
+    }
+}
+
+fn breaks_key(c: char) -> bool {
+    c <= ' ' || c == '=' || c == '"' || c == '\u{7f}' || c == '\u{fffd}'
+}
+
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    if key.is_empty() {
+        out.push(b'_');
+    } else if !key.chars().any(breaks_key) {
+        out.extend_from_slice(key.as_bytes());
+    } else {
+        for c in key.chars() {
+            let c = if breaks_key(c) { '_' } else { c };
+            let mut utf8 = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+    }
+}
+
+fn needs_quotes(s: &str) -> bool {
+    s.is_empty() || s.chars().any(breaks_key)
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    if !needs_quotes(s) {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut plain = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f | 0x7f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[plain..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.extend_from_slice(escape);
+        }
+        plain = i + 1;
+    }
+    out.extend_from_slice(&bytes[plain..]);
+    out.push(b'"');
+}
+
+pub(crate) fn write_f64(out: &mut Vec<u8>, f: f64) {
+    if f.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if f.is_infinite() {
+        out.extend_from_slice(if f > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else {
+        // Debug is the shortest text that reads back to the same f64, with an exponent for
+        // very large and very small magnitudes (Display would write 1e300 as 301 digits).
+        let _ = write!(out, "{f:?}");
+    }
+}
