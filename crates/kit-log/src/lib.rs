@@ -33,3 +33,8 @@ pub use level::{Level, LevelFilter, NO_LEVEL_TAG, ParseLevelError, Verdict};
 pub use logfmt::Logfmt;
 pub use slog::FnValue;
 pub use value::{Caller, Rfc3339, TimestampUtc, caller, timestamp_utc};
+
+// The README's example is compiled and run with the doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
