@@ -17,7 +17,7 @@ use slog::{Drain, KV, Key, OwnedKVList, Record, Serializer};
 use crate::level::{Level, NO_LEVEL_TAG};
 
 /// One value as slog hands it over, before encoding.
-pub(crate) enum Value<'a> {
+pub enum Value<'a> {
     Str(&'a str),
     Args(&'a fmt::Arguments<'a>),
     I64(i64),
@@ -27,15 +27,22 @@ pub(crate) enum Value<'a> {
     Null,
 }
 
-/// A line format: how a pair, a line's start and its end are written.
-pub(crate) trait Format: Send + Sync + 'static {
+/// A line format (logfmt or JSON): how a pair, a line's start and its end are written.
+///
+/// Sealed: the formats are kit-log's own, picked through [`Logfmt`](crate::Logfmt) and
+/// [`Json`](crate::Json).
+pub trait Format: sealed::Sealed + Send + Sync + 'static {
     /// Appends the encoded pair `key`/`value` to `out`; `scratch` is free working space.
+    #[doc(hidden)]
     fn pair(out: &mut Vec<u8>, scratch: &mut Vec<u8>, key: &str, value: Value<'_>);
     /// Starts a line.
+    #[doc(hidden)]
     fn begin(out: &mut Vec<u8>);
     /// Separates two pairs.
+    #[doc(hidden)]
     const SEPARATOR: u8;
     /// Ends a line, newline included.
+    #[doc(hidden)]
     fn end(out: &mut Vec<u8>);
 }
 
@@ -200,32 +207,44 @@ fn with_buffers<R>(f: impl FnOnce(&mut Buffers) -> R) -> R {
     }
 }
 
-/// An encoder writing one line per record to a shared writer.
+pub(crate) mod sealed {
+    pub trait Sealed {}
+}
+
+/// A slog drain that encodes each record as one line of format `F` and writes it to `W` with
+/// one `write_all`; use it as [`Logfmt`](crate::Logfmt) or [`Json`](crate::Json).
 ///
-/// The writer sits behind a mutex taken once per record, for one `write_all` of the whole line:
-/// records from concurrent threads never interleave.
-pub(crate) struct LineDrain<F, W> {
+/// The writer sits behind a mutex taken once per record, for the one write of the whole line:
+/// records from concurrent threads never interleave. The line holds `level` first (unless the
+/// record has no level), then the logger's context in the order it was added, then `msg`
+/// (unless empty), then the record's own pairs in the order given.
+pub struct Encoder<F, W> {
     writer: Mutex<W>,
     _format: std::marker::PhantomData<F>,
 }
 
-impl<F, W> LineDrain<F, W> {
-    pub(crate) fn new(writer: W) -> Self {
-        LineDrain {
+impl<F: Format, W: Write> Encoder<F, W> {
+    /// Writes to `writer`.
+    pub fn new(writer: W) -> Self {
+        Encoder {
             writer: Mutex::new(writer),
             _format: std::marker::PhantomData,
         }
     }
 
-    pub(crate) fn into_inner(self) -> W {
+    /// The writer back.
+    pub fn into_inner(self) -> W {
         self.writer
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl<F: Format, W: Write> LineDrain<F, W> {
-    pub(crate) fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> io::Result<()> {
+impl<F: Format, W: Write + Send + 'static> Drain for Encoder<F, W> {
+    type Ok = ();
+    type Err = io::Error;
+
+    fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> io::Result<()> {
         with_buffers(|bufs| {
             encode::<F, _>(bufs, record, values, |line| {
                 // A panic while another record was written leaves at worst a partial line in
@@ -238,14 +257,5 @@ impl<F: Format, W: Write> LineDrain<F, W> {
             slog::Error::Io(e) => e,
             other => io::Error::other(other.to_string()),
         })?
-    }
-}
-
-impl<F: Format, W: Write + Send + 'static> Drain for LineDrain<F, W> {
-    type Ok = ();
-    type Err = io::Error;
-
-    fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> io::Result<()> {
-        LineDrain::log(self, record, values)
     }
 }

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::io::Write;
 
-use crate::encode::{Format, LineDrain, Value};
+use crate::encode::{Encoder, Format, Value};
 
 /// Writes records as JSON objects, one per line (go-kit's `NewJSONLogger`), one `write_all` per
 /// record.
@@ -34,34 +34,13 @@ use crate::encode::{Format, LineDrain, Value};
 ///     "{\"level\":\"warn\",\"svc\":\"add\",\"msg\":\"slow\",\"took_ms\":1200,\"ratio\":\"NaN\"}\n"
 /// );
 /// ```
-pub struct Json<W> {
-    drain: LineDrain<JsonFormat, W>,
-}
+pub type Json<W> = Encoder<JsonFormat, W>;
 
-impl<W: Write> Json<W> {
-    /// Writes to `writer`.
-    pub fn new(writer: W) -> Self {
-        Json {
-            drain: LineDrain::new(writer),
-        }
-    }
+/// The Json line format; see [`Json`].
+#[derive(Debug)]
+pub struct JsonFormat;
 
-    /// The writer back.
-    pub fn into_inner(self) -> W {
-        self.drain.into_inner()
-    }
-}
-
-impl<W: Write + Send + 'static> slog::Drain for Json<W> {
-    type Ok = ();
-    type Err = std::io::Error;
-
-    fn log(&self, record: &slog::Record<'_>, values: &slog::OwnedKVList) -> std::io::Result<()> {
-        self.drain.log(record, values)
-    }
-}
-
-pub(crate) struct JsonFormat;
+impl crate::encode::sealed::Sealed for JsonFormat {}
 
 impl Format for JsonFormat {
     const SEPARATOR: u8 = b',';

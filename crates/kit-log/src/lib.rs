@@ -28,9 +28,10 @@ mod level;
 mod logfmt;
 mod value;
 
-pub use json::Json;
+pub use encode::{Encoder, Format};
+pub use json::{Json, JsonFormat};
 pub use level::{Level, LevelFilter, NO_LEVEL_TAG, ParseLevelError, Verdict};
-pub use logfmt::Logfmt;
+pub use logfmt::{Logfmt, LogfmtFormat};
 pub use slog::FnValue;
 pub use value::{Caller, Rfc3339, TimestampUtc, caller, timestamp_utc};
 

@@ -8,13 +8,10 @@
 
 use std::io::Write;
 
-use crate::encode::{Format, LineDrain, Value};
+use crate::encode::{Encoder, Format, Value};
 
-/// Writes records as logfmt lines (go-kit's `NewLogfmtLogger`), one `write_all` per record.
-///
-/// The line holds `level` first (unless the record has no level), then the logger's context
-/// in the order it was added, then `msg` (unless empty), then the record's own pairs in the
-/// order given.
+/// Writes records as logfmt lines (go-kit's `NewLogfmtLogger`), one `write_all` per record;
+/// see [`Encoder`] for the order of the pairs.
 ///
 /// ```
 /// use slog::{info, o, Drain, Logger};
@@ -33,34 +30,13 @@ use crate::encode::{Format, LineDrain, Value};
 ///     "level=info svc=add msg=summed a=1 b=\"two words\"\n"
 /// );
 /// ```
-pub struct Logfmt<W> {
-    drain: LineDrain<LogfmtFormat, W>,
-}
+pub type Logfmt<W> = Encoder<LogfmtFormat, W>;
 
-impl<W: Write> Logfmt<W> {
-    /// Writes to `writer`.
-    pub fn new(writer: W) -> Self {
-        Logfmt {
-            drain: LineDrain::new(writer),
-        }
-    }
+/// The Logfmt line format; see [`Logfmt`].
+#[derive(Debug)]
+pub struct LogfmtFormat;
 
-    /// The writer back.
-    pub fn into_inner(self) -> W {
-        self.drain.into_inner()
-    }
-}
-
-impl<W: Write + Send + 'static> slog::Drain for Logfmt<W> {
-    type Ok = ();
-    type Err = std::io::Error;
-
-    fn log(&self, record: &slog::Record<'_>, values: &slog::OwnedKVList) -> std::io::Result<()> {
-        self.drain.log(record, values)
-    }
-}
-
-pub(crate) struct LogfmtFormat;
+impl crate::encode::sealed::Sealed for LogfmtFormat {}
 
 impl Format for LogfmtFormat {
     const SEPARATOR: u8 = b' ';
