@@ -1,10 +1,10 @@
 //! kit-log: go-kit-style structured logging on slog.
 //!
 //! **Status: partly implemented** (RFC 0002 is Accepted). Ready: the logfmt and JSON encoders
-//! ([`Logfmt`], [`Json`]) as slog drains, levels and the [`LevelFilter`], and the lazy
-//! [`timestamp_utc`] and [`caller`] values. Not built yet: the go-kit-style `Logger` (alternating
-//! keys and values, prefix and suffix context), the asynchronous writer, the `log`/`tracing`
-//! bridges and the endpoint logging middleware; see the RFC.
+//! ([`Logfmt`], [`Json`]) as slog drains, levels and the [`LevelFilter`], the lazy
+//! [`timestamp_utc`] and [`caller`] values, and the [`EndpointLogging`] middleware. Not built
+//! yet: the go-kit-style `Logger` (alternating keys and values, prefix and suffix context), the
+//! asynchronous writer and the `log`/`tracing` bridges; see the RFC.
 //!
 //! The user logs key/value pairs; the encoder decides the bytes. Build a `slog::Logger` on one
 //! of the encoders and log with slog's macros:
@@ -26,12 +26,14 @@ mod encode;
 mod json;
 mod level;
 mod logfmt;
+mod middleware;
 mod value;
 
 pub use encode::{Encoder, Format};
 pub use json::{Json, JsonFormat};
 pub use level::{Level, LevelFilter, NO_LEVEL_TAG, ParseLevelError, Verdict};
 pub use logfmt::{Logfmt, LogfmtFormat};
+pub use middleware::{EndpointLogging, LoggedEndpoint};
 pub use slog::FnValue;
 pub use value::{Caller, Rfc3339, TimestampUtc, caller, timestamp_utc};
 

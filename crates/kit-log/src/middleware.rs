@@ -1,0 +1,84 @@
+//! Logs every call of an endpoint: method, outcome, duration and error (go-kit's
+//! `LoggingMiddleware`).
+
+use std::time::Instant;
+
+use kit_core::{Context, Endpoint, Error, Middleware, Outcome};
+use slog::{Logger, error, info};
+
+/// The logging middleware: one record per call, after the call.
+///
+/// A record holds `method`, `outcome` (`success`, `rejected` or `failure`, see
+/// [`kit_core::Outcome`]), `took` (the call's duration, as `1.234ms`) and, for errors, `err`
+/// (the message) and `kind`. Failures are logged at `error`; successes and rejections (business
+/// errors, bad requests) at `info`, because they are answers, not faults.
+///
+/// ```
+/// use kit_core::{endpoint_fn, Chain, Context, Endpoint, Error, Middleware};
+/// use kit_log::{EndpointLogging, Logfmt};
+/// use slog::{o, Drain, Logger};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let log = Logger::root(Logfmt::new(std::io::stderr()).fuse(), o!());
+/// let sum = Chain::new()
+///     .with(EndpointLogging::new(log, "sum"))
+///     .wrap(endpoint_fn(|_cx, (a, b): (i64, i64)| async move { Ok::<_, Error>(a + b) }));
+/// sum.call(Context::new(), (1, 2)).await.unwrap();
+/// // level=info method=sum outcome=success took=2.1µs
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct EndpointLogging {
+    logger: Logger,
+    method: &'static str,
+}
+
+impl EndpointLogging {
+    /// Logs calls of the method named `method` to `logger`.
+    pub fn new(logger: Logger, method: &'static str) -> Self {
+        EndpointLogging { logger, method }
+    }
+}
+
+impl<E> Middleware<E> for EndpointLogging {
+    type Endpoint = LoggedEndpoint<E>;
+
+    fn wrap(&self, inner: E) -> LoggedEndpoint<E> {
+        LoggedEndpoint {
+            inner,
+            logger: self.logger.clone(),
+            method: self.method,
+        }
+    }
+}
+
+/// An endpoint whose calls are logged; made by [`EndpointLogging`].
+#[derive(Clone, Debug)]
+pub struct LoggedEndpoint<E> {
+    inner: E,
+    logger: Logger,
+    method: &'static str,
+}
+
+impl<E: Endpoint<Req>, Req: Send> Endpoint<Req> for LoggedEndpoint<E> {
+    type Response = E::Response;
+
+    async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
+        let start = Instant::now();
+        let result = self.inner.call(cx, req).await;
+        let took = start.elapsed();
+        let (log, method) = (&self.logger, self.method);
+        match (&result, Outcome::of(&result)) {
+            (Ok(_), _) => {
+                info!(log, ""; "method" => method, "outcome" => "success", "took" => ?took)
+            }
+            (Err(err), Outcome::Failure) => error!(log, "";
+                "method" => method, "outcome" => "failure", "took" => ?took,
+                "err" => %err, "kind" => err.kind().as_str()),
+            (Err(err), _) => info!(log, "";
+                "method" => method, "outcome" => "rejected", "took" => ?took,
+                "err" => %err, "kind" => err.kind().as_str()),
+        }
+        result
+    }
+}

@@ -1,0 +1,72 @@
+//! The endpoint logging middleware: one record per call, with outcome, duration and error.
+
+mod support;
+
+use kit_core::{Chain, Context, Endpoint, Error, Middleware, endpoint_fn};
+use kit_log::{EndpointLogging, Logfmt};
+use slog::{Drain, Logger, o};
+use support::{Captured, parse_logfmt};
+
+#[tokio::test]
+async fn each_call_is_logged_with_its_outcome() {
+    let out = Captured::default();
+    let log = Logger::root(Logfmt::new(out.clone()).fuse(), o!("svc" => "add"));
+    let sum = Chain::new()
+        .with(EndpointLogging::new(log, "sum"))
+        .wrap(endpoint_fn(|_cx, (a, b): (i64, i64)| async move {
+            match (a, b) {
+                (0, 0) => Err(Error::business("can't sum two zeroes")),
+                (_, i64::MAX) => Err(Error::internal("overflow check failed")),
+                _ => Ok(a + b),
+            }
+        }));
+    assert_eq!(sum.call(Context::new(), (1, 2)).await.unwrap(), 3);
+    assert!(
+        sum.call(Context::new(), (0, 0))
+            .await
+            .unwrap_err()
+            .is_business()
+    );
+    assert!(
+        sum.call(Context::new(), (1, i64::MAX))
+            .await
+            .unwrap_err()
+            .is_failure()
+    );
+
+    let text = out.text();
+    let lines: Vec<Vec<(String, String)>> =
+        text.lines().map(|l| parse_logfmt(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let keys = |pairs: &[(String, String)]| -> Vec<String> {
+        pairs.iter().map(|(k, _)| k.clone()).collect()
+    };
+    let value = |pairs: &[(String, String)], key: &str| -> String {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        keys(&lines[0]),
+        ["level", "svc", "method", "outcome", "took"]
+    );
+    assert_eq!(value(&lines[0], "level"), "info");
+    assert_eq!(value(&lines[0], "outcome"), "success");
+    assert!(value(&lines[0], "took").ends_with('s'), "{text}");
+
+    assert_eq!(
+        keys(&lines[1]),
+        ["level", "svc", "method", "outcome", "took", "err", "kind"]
+    );
+    assert_eq!(value(&lines[1], "level"), "info");
+    assert_eq!(value(&lines[1], "outcome"), "rejected");
+    assert_eq!(value(&lines[1], "err"), "can't sum two zeroes");
+    assert_eq!(value(&lines[1], "kind"), "business");
+
+    assert_eq!(value(&lines[2], "level"), "error");
+    assert_eq!(value(&lines[2], "outcome"), "failure");
+    assert_eq!(value(&lines[2], "err"), "overflow check failed");
+    assert_eq!(value(&lines[2], "kind"), "internal");
+}
