@@ -27,6 +27,23 @@ pub enum Value<'a> {
     Null,
 }
 
+/// Writes the values that look the same in every format: integers, booleans and `null`.
+/// Text and floats are each format's own business.
+pub(crate) fn write_plain(out: &mut Vec<u8>, value: Value<'_>) {
+    match value {
+        Value::I64(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::U64(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        Value::Null => out.extend_from_slice(b"null"),
+        // Text and floats never reach here: each format handles them before falling back.
+        Value::Str(_) | Value::Args(_) | Value::F64(_) => {}
+    }
+}
+
 /// A line format (logfmt or JSON): how a pair, a line's start and its end are written.
 ///
 /// Sealed: the formats are kit-log's own, picked through [`Logfmt`](crate::Logfmt) and

@@ -67,20 +67,13 @@ impl Format for JsonFormat {
                     out.push(b'"');
                 }
             },
-            Value::I64(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Value::U64(n) => {
-                let _ = write!(out, "{n}");
-            }
             Value::F64(f) if f.is_finite() => crate::logfmt::write_f64(out, f),
             Value::F64(f) => {
                 out.push(b'"');
                 crate::logfmt::write_f64(out, f);
                 out.push(b'"');
             }
-            Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-            Value::Null => out.extend_from_slice(b"null"),
+            plain => crate::encode::write_plain(out, plain),
         }
     }
 }

@@ -62,15 +62,8 @@ impl Format for LogfmtFormat {
                     write_str(out, std::str::from_utf8(scratch).unwrap_or_default());
                 }
             },
-            Value::I64(n) => {
-                let _ = write!(out, "{n}");
-            }
-            Value::U64(n) => {
-                let _ = write!(out, "{n}");
-            }
             Value::F64(f) => write_f64(out, f),
-            Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-            Value::Null => out.extend_from_slice(b"null"),
+            plain => crate::encode::write_plain(out, plain),
         }
     }
 }
