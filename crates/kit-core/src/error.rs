@@ -417,10 +417,6 @@ impl std::error::Error for Error {
 /// original error is always kept as the source, for logs.
 impl From<BoxError> for Error {
     fn from(err: BoxError) -> Self {
-        let err = match err.downcast::<Error>() {
-            Ok(err) => return *err,
-            Err(err) => err,
-        };
         let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&*err);
         let mut found = None;
         while let Some(e) = next {

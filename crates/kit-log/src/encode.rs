@@ -276,3 +276,16 @@ impl<F: Format, W: Write + Send + 'static> Drain for Encoder<F, W> {
         })?
     }
 }
+
+/// Writes a float as the shortest text that reads back to the same `f64`, and non-finite ones
+/// as `NaN`, `+Inf` and `-Inf` (JSON quotes those: it has no such numbers).
+pub(crate) fn write_f64(out: &mut Vec<u8>, f: f64) {
+    if f.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if f.is_infinite() {
+        out.extend_from_slice(if f > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else {
+        // Debug, not Display: Display would write 1e300 as 301 digits.
+        let _ = write!(out, "{f:?}");
+    }
+}

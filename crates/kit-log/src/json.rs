@@ -67,10 +67,10 @@ impl Format for JsonFormat {
                     out.push(b'"');
                 }
             },
-            Value::F64(f) if f.is_finite() => crate::logfmt::write_f64(out, f),
+            Value::F64(f) if f.is_finite() => crate::encode::write_f64(out, f),
             Value::F64(f) => {
                 out.push(b'"');
-                crate::logfmt::write_f64(out, f);
+                crate::encode::write_f64(out, f);
                 out.push(b'"');
             }
             plain => crate::encode::write_plain(out, plain),

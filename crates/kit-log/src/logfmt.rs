@@ -62,7 +62,7 @@ impl Format for LogfmtFormat {
                     write_str(out, std::str::from_utf8(scratch).unwrap_or_default());
                 }
             },
-            Value::F64(f) => write_f64(out, f),
+            Value::F64(f) => crate::encode::write_f64(out, f),
             plain => crate::encode::write_plain(out, plain),
         }
     }
@@ -118,16 +118,4 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[plain..]);
     out.push(b'"');
-}
-
-pub(crate) fn write_f64(out: &mut Vec<u8>, f: f64) {
-    if f.is_nan() {
-        out.extend_from_slice(b"NaN");
-    } else if f.is_infinite() {
-        out.extend_from_slice(if f > 0.0 { b"+Inf" } else { b"-Inf" });
-    } else {
-        // Debug is the shortest text that reads back to the same f64, with an exponent for
-        // very large and very small magnitudes (Display would write 1e300 as 301 digits).
-        let _ = write!(out, "{f:?}");
-    }
 }
