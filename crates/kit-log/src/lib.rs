@@ -26,16 +26,26 @@ mod encode;
 mod json;
 mod level;
 mod logfmt;
+mod logger;
 mod middleware;
+mod non_blocking;
 mod value;
 
 pub use encode::{Encoder, Format};
 pub use json::{Json, JsonFormat};
 pub use level::{Level, LevelFilter, NO_LEVEL_TAG, ParseLevelError, Verdict};
 pub use logfmt::{Logfmt, LogfmtFormat};
+pub use logger::{Logger, MISSING};
 pub use middleware::{EndpointLogging, LoggedEndpoint};
+pub use non_blocking::{NonBlocking, NonBlockingGuard};
 pub use slog::FnValue;
 pub use value::{Caller, Rfc3339, TimestampUtc, caller, timestamp_utc};
+
+// The logging macros expand to slog paths through this.
+#[doc(hidden)]
+pub use logger::Pairs as __Pairs;
+#[doc(hidden)]
+pub use slog as __slog;
 
 // The README's example is compiled and run with the doc tests.
 #[doc = include_str!("../README.md")]

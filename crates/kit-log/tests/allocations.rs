@@ -59,8 +59,18 @@ fn logging_a_record_allocates_nothing() {
         LevelFilter::new(kit_log::Logfmt::new(std::io::sink()), Level::Info).ignore_res(),
         o!(),
     );
+    let kit = kit_log::Logger::new(kit_log::Logfmt::new(std::io::sink()).ignore_res())
+        .with(kit_log::kv!("a", 1, "b", "two"))
+        .with_prefix(kit_log::kv!("ts", timestamp_utc()))
+        .with_suffix(kit_log::kv!("caller", caller()));
 
     let counts = [
+        (
+            "kit logger with prefix, context and suffix",
+            allocations_per_100(|| {
+                kit_log::info!(kit, "k1", 1, "k2", "v 2", "odd");
+            }),
+        ),
         (
             "logfmt simple",
             allocations_per_100(|| info!(logfmt, "hello"; "k1" => 1, "k2" => "v 2")),

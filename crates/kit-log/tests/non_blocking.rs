@@ -1,0 +1,166 @@
+//! The non-blocking writer: callers never wait for a slow writer; records that find the queue
+//! full are dropped, counted and reported; everything else is written whole and in order.
+
+mod support;
+
+use std::io::{self, Write};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use kit_log::{Json, Logfmt, Logger};
+use slog::Drain;
+use support::{Captured, parse_logfmt};
+
+/// A writer that holds every write until the test opens its gate.
+#[derive(Clone)]
+struct Gated {
+    out: Captured,
+    open: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Gated {
+    fn new(out: Captured) -> Self {
+        Gated {
+            out,
+            open: Arc::default(),
+        }
+    }
+    fn open(&self) {
+        *self.open.0.lock().unwrap() = true;
+        self.open.1.notify_all();
+    }
+}
+
+impl Write for Gated {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let mut open = self.open.0.lock().unwrap();
+        while !*open {
+            open = self.open.1.wait(open).unwrap();
+        }
+        self.out.write(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `f` on another thread and fails if it has not returned within a minute: the callers of
+/// a non-blocking writer must never be held up by the writer.
+fn must_not_block(f: impl FnOnce() + Send + 'static) {
+    let (done, wait) = mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    wait.recv_timeout(Duration::from_secs(60))
+        .expect("logging blocked behind a stalled writer");
+}
+
+#[test]
+fn a_stalled_writer_drops_and_counts_records_instead_of_blocking_callers() {
+    let out = Captured::default();
+    let gated = Gated::new(out.clone());
+    let (encoder, guard) = Logfmt::non_blocking(gated.clone(), 4);
+    let logger = Logger::new(encoder.ignore_res());
+    must_not_block(move || {
+        for seq in 0..100 {
+            kit_log::info!(logger, "seq", seq);
+        }
+    });
+    gated.open();
+    guard.flush().unwrap();
+
+    let dropped = guard.dropped();
+    let text = out.text();
+    let lines: Vec<&str> = text.lines().collect();
+    // At most the queue (4) and the line the writer thread holds (1) got through.
+    assert!(dropped >= 95, "dropped {dropped}");
+    let (records, report) = lines.split_at(lines.len() - 1);
+    assert_eq!(records.len() as u64 + dropped, 100, "{text}");
+    let seqs: Vec<u64> = records
+        .iter()
+        .map(|l| {
+            let pairs = parse_logfmt(l).unwrap();
+            assert_eq!(pairs[0], ("level".into(), "info".into()));
+            pairs[1].1.parse().unwrap()
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert_eq!(
+        report[0],
+        format!("level=warn msg=\"log records dropped\" dropped={dropped}")
+    );
+}
+
+#[test]
+fn without_pressure_everything_is_written_and_dropping_the_guard_flushes() {
+    let out = Captured::default();
+    let (encoder, guard) = Json::non_blocking(out.clone(), 1024);
+    let logger = Logger::new(encoder.ignore_res());
+    for seq in 0..500 {
+        kit_log::log!(logger, "seq", seq);
+    }
+    assert_eq!(guard.dropped(), 0);
+    drop(guard);
+    let expected: String = (0..500).map(|n| format!("{{\"seq\":{n}}}\n")).collect();
+    assert_eq!(out.text(), expected);
+    // After the guard is gone, records are counted as dropped rather than lost silently.
+    kit_log::log!(logger, "late", true);
+    assert_eq!(out.text(), expected);
+}
+
+#[test]
+fn records_from_many_threads_arrive_whole() {
+    let out = Captured::trickling(3);
+    let (encoder, guard) = Logfmt::non_blocking(out.clone(), 64);
+    let logger = Logger::new(encoder.ignore_res());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let logger = logger.clone();
+            std::thread::spawn(move || {
+                for n in 0..200 {
+                    kit_log::info!(logger, "thread", t, "n", n, "text", "a b c");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    guard.flush().unwrap();
+    let dropped = guard.dropped();
+    let text = out.text();
+    let mut records = 0;
+    for line in text.lines() {
+        let pairs = parse_logfmt(line).unwrap();
+        if pairs[1].0 == "msg" {
+            assert_eq!(pairs[1].1, "log records dropped");
+            continue;
+        }
+        let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["level", "thread", "n", "text"], "{line}");
+        records += 1;
+    }
+    assert_eq!(records + dropped, 1600);
+}
+
+#[test]
+fn a_failing_writer_counts_the_lost_records() {
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let (encoder, guard) = Logfmt::non_blocking(Broken, 16);
+    let logger = Logger::new(encoder.ignore_res());
+    for n in 0..10 {
+        kit_log::log!(logger, "n", n);
+    }
+    guard.flush().unwrap();
+    assert_eq!(guard.dropped(), 10);
+}
