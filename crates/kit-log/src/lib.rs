@@ -25,20 +25,26 @@
 mod encode;
 mod json;
 mod level;
+mod log_bridge;
 mod logfmt;
 mod logger;
 mod middleware;
 mod non_blocking;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
 mod value;
 
 pub use encode::{Encoder, Format};
 pub use json::{Json, JsonFormat};
 pub use level::{Level, LevelFilter, NO_LEVEL_TAG, ParseLevelError, Verdict};
+pub use log_bridge::LogBridge;
 pub use logfmt::{Logfmt, LogfmtFormat};
 pub use logger::{Logger, MISSING};
-pub use middleware::{EndpointLogging, LoggedEndpoint};
+pub use middleware::{BusinessErrors, EndpointLogging, LoggedEndpoint, NoBusinessErrors};
 pub use non_blocking::{NonBlocking, NonBlockingGuard};
 pub use slog::FnValue;
+#[cfg(feature = "tracing")]
+pub use tracing_layer::TracingLayer;
 pub use value::{Caller, Rfc3339, TimestampUtc, caller, timestamp_utc};
 
 // The logging macros expand to slog paths through this.

@@ -186,12 +186,26 @@ impl Logger {
         rstatic: &'static RecordStatic<'static>,
         pairs: &[(&'static str, &dyn Value)],
     ) -> Verdict {
+        self.write(rstatic, &format_args!(""), pairs)
+    }
+
+    /// Writes one record: the bridges come here with their own place, message and pairs.
+    pub(crate) fn write(
+        &self,
+        rstatic: &RecordStatic<'_>,
+        msg: &fmt::Arguments<'_>,
+        pairs: &[(&'static str, &dyn Value)],
+    ) -> Verdict {
         // The suffix is serialized first: slog's order is newest first, and encoders reverse it.
         let kv = (&self.suffix, Pairs(pairs));
-        self.drain.log(
-            &Record::new(rstatic, &format_args!(""), BorrowedKV(&kv)),
-            &self.list,
-        )
+        self.drain
+            .log(&Record::new(rstatic, msg, BorrowedKV(&kv)), &self.list)
+    }
+}
+
+impl From<Logger> for slog::Logger {
+    fn from(logger: Logger) -> slog::Logger {
+        logger.slog()
     }
 }
 

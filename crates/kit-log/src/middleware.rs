@@ -28,39 +28,89 @@ use slog::{Logger, error, info};
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct EndpointLogging {
+pub struct EndpointLogging<B = NoBusinessErrors> {
     logger: Logger,
     method: &'static str,
+    business_errors: B,
 }
 
 impl EndpointLogging {
-    /// Logs calls of the method named `method` to `logger`.
-    pub fn new(logger: Logger, method: &'static str) -> Self {
-        EndpointLogging { logger, method }
+    /// Logs calls of the method named `method` to `logger` (a `slog::Logger`, or a kit
+    /// [`Logger`](crate::Logger)).
+    pub fn new(logger: impl Into<Logger>, method: &'static str) -> Self {
+        EndpointLogging {
+            logger: logger.into(),
+            method,
+            business_errors: NoBusinessErrors,
+        }
+    }
+
+    /// For services whose responses carry their business errors (go-kit's `Failer`): `errors`
+    /// reads the error out of a successful response, and such a call is logged as `rejected`
+    /// with its `err` and `kind`. Pass [`Failer::failed`](kit_core::Failer::failed) for a
+    /// response type that implements it.
+    pub fn business_errors<B>(self, errors: B) -> EndpointLogging<B> {
+        EndpointLogging {
+            logger: self.logger,
+            method: self.method,
+            business_errors: errors,
+        }
     }
 }
 
-impl<E> Middleware<E> for EndpointLogging {
-    type Endpoint = LoggedEndpoint<E>;
+/// Where a response's business error is found; see [`EndpointLogging::business_errors`].
+pub trait BusinessErrors<R>: Clone + Send + Sync + 'static {
+    /// The business error `response` carries, if any.
+    fn error_of(&self, response: &R) -> Option<Error>;
+}
 
-    fn wrap(&self, inner: E) -> LoggedEndpoint<E> {
+/// Responses carry no business errors: only `Err` results are errors. The default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoBusinessErrors;
+
+impl<R> BusinessErrors<R> for NoBusinessErrors {
+    fn error_of(&self, _: &R) -> Option<Error> {
+        None
+    }
+}
+
+impl<R, F> BusinessErrors<R> for F
+where
+    F: Fn(&R) -> Option<Error> + Clone + Send + Sync + 'static,
+{
+    fn error_of(&self, response: &R) -> Option<Error> {
+        self(response)
+    }
+}
+
+impl<E, B: Clone> Middleware<E> for EndpointLogging<B> {
+    type Endpoint = LoggedEndpoint<E, B>;
+
+    fn wrap(&self, inner: E) -> LoggedEndpoint<E, B> {
         LoggedEndpoint {
             inner,
             logger: self.logger.clone(),
             method: self.method,
+            business_errors: self.business_errors.clone(),
         }
     }
 }
 
 /// An endpoint whose calls are logged; made by [`EndpointLogging`].
 #[derive(Clone, Debug)]
-pub struct LoggedEndpoint<E> {
+pub struct LoggedEndpoint<E, B = NoBusinessErrors> {
     inner: E,
     logger: Logger,
     method: &'static str,
+    business_errors: B,
 }
 
-impl<E: Endpoint<Req>, Req: Send> Endpoint<Req> for LoggedEndpoint<E> {
+impl<E, B, Req> Endpoint<Req> for LoggedEndpoint<E, B>
+where
+    E: Endpoint<Req>,
+    B: BusinessErrors<E::Response>,
+    Req: Send,
+{
     type Response = E::Response;
 
     async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
@@ -68,14 +118,22 @@ impl<E: Endpoint<Req>, Req: Send> Endpoint<Req> for LoggedEndpoint<E> {
         let result = self.inner.call(cx, req).await;
         let took = start.elapsed();
         let (log, method) = (&self.logger, self.method);
-        match (&result, Outcome::of(&result)) {
-            (Ok(_), _) => {
+        let carried = result
+            .as_ref()
+            .ok()
+            .and_then(|response| self.business_errors.error_of(response));
+        let outcome = match &carried {
+            Some(err) => Outcome::of::<()>(&Err(err.clone())),
+            None => Outcome::of(&result),
+        };
+        match (result.as_ref().err().or(carried.as_ref()), outcome) {
+            (None, _) => {
                 info!(log, ""; "method" => method, "outcome" => "success", "took" => ?took)
             }
-            (Err(err), Outcome::Failure) => error!(log, "";
+            (Some(err), Outcome::Failure) => error!(log, "";
                 "method" => method, "outcome" => "failure", "took" => ?took,
                 "err" => %err, "kind" => err.kind().as_str()),
-            (Err(err), _) => info!(log, "";
+            (Some(err), _) => info!(log, "";
                 "method" => method, "outcome" => "rejected", "took" => ?took,
                 "err" => %err, "kind" => err.kind().as_str()),
         }

@@ -70,3 +70,55 @@ async fn each_call_is_logged_with_its_outcome() {
     assert_eq!(value(&lines[2], "err"), "overflow check failed");
     assert_eq!(value(&lines[2], "kind"), "internal");
 }
+
+/// A go-kit-style response that carries its business error.
+struct SumReply {
+    v: i64,
+    err: Option<String>,
+}
+
+impl kit_core::Failer for SumReply {
+    fn failed(&self) -> Option<Error> {
+        self.err.clone().map(Error::business)
+    }
+}
+
+#[tokio::test]
+async fn business_errors_carried_in_responses_are_logged_as_rejections() {
+    use kit_core::Failer;
+    let out = Captured::default();
+    let log = Logger::root(Logfmt::new(out.clone()).fuse(), o!());
+    let sum = EndpointLogging::new(log, "sum")
+        .business_errors(SumReply::failed)
+        .wrap(endpoint_fn(|_cx, (a, b): (i64, i64)| async move {
+            Ok::<_, Error>(match (a, b) {
+                (0, 0) => SumReply {
+                    v: 0,
+                    err: Some("can't sum two zeroes".into()),
+                },
+                _ => SumReply {
+                    v: a + b,
+                    err: None,
+                },
+            })
+        }));
+    assert_eq!(sum.call(Context::new(), (1, 2)).await.unwrap().v, 3);
+    let reply = sum.call(Context::new(), (0, 0)).await.unwrap();
+    assert_eq!(reply.err.as_deref(), Some("can't sum two zeroes"));
+
+    let text = out.text();
+    let lines: Vec<Vec<(String, String)>> =
+        text.lines().map(|l| parse_logfmt(l).unwrap()).collect();
+    let get = |i: usize, key: &str| -> Option<String> {
+        lines[i]
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(get(0, "outcome").as_deref(), Some("success"));
+    assert_eq!(get(0, "err"), None);
+    assert_eq!(get(1, "level").as_deref(), Some("info"));
+    assert_eq!(get(1, "outcome").as_deref(), Some("rejected"));
+    assert_eq!(get(1, "err").as_deref(), Some("can't sum two zeroes"));
+    assert_eq!(get(1, "kind").as_deref(), Some("business"));
+}
