@@ -1,23 +1,26 @@
 //! kit-log: go-kit-style structured logging on slog.
 //!
-//! **Status: partly implemented** (RFC 0002 is Accepted). Ready: the logfmt and JSON encoders
-//! ([`Logfmt`], [`Json`]) as slog drains, levels and the [`LevelFilter`], the lazy
-//! [`timestamp_utc`] and [`caller`] values, and the [`EndpointLogging`] middleware. Not built
-//! yet: the go-kit-style `Logger` (alternating keys and values, prefix and suffix context), the
-//! asynchronous writer and the `log`/`tracing` bridges; see the RFC.
-//!
-//! The user logs key/value pairs; the encoder decides the bytes. Build a `slog::Logger` on one
-//! of the encoders and log with slog's macros:
+//! The user logs key/value pairs; the encoder decides the bytes. A [`Logger`] takes alternating
+//! keys and values ([`log!`], [`info!`] and its siblings), carries context added with
+//! [`Logger::with`], [`Logger::with_prefix`] and [`Logger::with_suffix`], and writes to a slog
+//! drain: an encoder ([`Logfmt`], [`Json`]), usually behind a [`LevelFilter`]. Context values
+//! may be lazy: [`timestamp_utc`], [`caller`], any [`FnValue`].
 //!
 //! ```
-//! use slog::{info, o, Drain, Logger};
-//! use kit_log::{caller, timestamp_utc, Level, LevelFilter, Logfmt};
+//! use kit_log::{caller, kv, timestamp_utc, Level, LevelFilter, Logfmt, Logger};
+//! use slog::Drain;
 //!
-//! let drain = LevelFilter::new(Logfmt::new(std::io::stderr()), Level::Info);
-//! let log = Logger::root(drain.ignore_res(), o!("ts" => timestamp_utc(), "caller" => caller()));
-//! info!(log, "listening"; "addr" => "127.0.0.1:8081");
-//! // level=info ts=2026-11-24T16:20:01.123456789Z caller=src/main.rs:7 msg=listening addr=127.0.0.1:8081
+//! let drain = LevelFilter::new(Logfmt::new(std::io::stderr()).ignore_res(), Level::Info);
+//! let logger = Logger::new(drain).with(kv!("ts", timestamp_utc(), "caller", caller()));
+//! kit_log::info!(logger, "msg", "listening", "addr", "127.0.0.1:8081");
+//! // level=info ts=2026-11-24T16:20:01.123456789Z caller=src/main.rs:6 msg=listening addr=127.0.0.1:8081
 //! ```
+//!
+//! The encoders are plain slog drains, so slog's own macros work too, on a `slog::Logger` of
+//! your own or on [`Logger::slog`]. Also here: a non-blocking writer ([`Encoder::non_blocking`])
+//! that drops and counts records rather than making callers wait, the [`LogBridge`] for records
+//! of the `log` crate, `TracingLayer` for `tracing` events (feature `tracing`), and the
+//! [`EndpointLogging`] middleware for kit-core endpoints.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]

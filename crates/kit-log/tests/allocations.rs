@@ -107,3 +107,22 @@ fn the_counter_sees_allocations() {
     let n = allocations_per_100(|| drop(std::hint::black_box(Vec::<u8>::with_capacity(8))));
     assert_eq!(n, 100);
 }
+
+#[test]
+fn the_non_blocking_writer_reuses_its_buffers() {
+    let (encoder, guard) = kit_log::Logfmt::non_blocking(std::io::sink(), 16);
+    let logger = kit_log::Logger::new(encoder.ignore_res());
+    let mut log_counted = || {
+        let before = ALLOCATIONS.with(Cell::get);
+        kit_log::info!(logger, "k1", 1, "k2", "v 2");
+        let n = ALLOCATIONS.with(Cell::get) - before;
+        // The writer thread has written the line and given its buffer back when this returns.
+        guard.flush().unwrap();
+        n
+    };
+    // The first record allocates the buffer that every later one reuses.
+    log_counted();
+    let n: u64 = (0..100).map(|_| log_counted()).sum();
+    assert_eq!(n, 0, "{n} allocations on the caller's side per 100 records");
+    assert_eq!(guard.dropped(), 0);
+}
