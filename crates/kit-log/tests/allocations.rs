@@ -112,7 +112,7 @@ fn the_counter_sees_allocations() {
 fn the_non_blocking_writer_reuses_its_buffers() {
     let (encoder, guard) = kit_log::Logfmt::non_blocking(std::io::sink(), 16);
     let logger = kit_log::Logger::new(encoder.ignore_res());
-    let mut log_counted = || {
+    let log_counted = || {
         let before = ALLOCATIONS.with(Cell::get);
         kit_log::info!(logger, "k1", 1, "k2", "v 2");
         let n = ALLOCATIONS.with(Cell::get) - before;
