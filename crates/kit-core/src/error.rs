@@ -198,6 +198,40 @@ impl ErrorKind {
             ErrorKind::Unknown => "unknown",
         }
     }
+
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::Business,
+        ErrorKind::InvalidArgument,
+        ErrorKind::Unauthenticated,
+        ErrorKind::PermissionDenied,
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::Cancelled,
+        ErrorKind::Timeout,
+        ErrorKind::Overloaded,
+        ErrorKind::Unavailable,
+        ErrorKind::Unimplemented,
+        ErrorKind::Internal,
+        ErrorKind::Unknown,
+    ];
+
+    /// The kind named `name` by [`as_str`](ErrorKind::as_str), for transports that carry the
+    /// kind by name (JSON-RPC error data).
+    ///
+    /// ```
+    /// use kit_core::ErrorKind;
+    ///
+    /// for kind in ErrorKind::ALL {
+    ///     assert_eq!(ErrorKind::from_name(kind.as_str()), Some(kind));
+    /// }
+    /// assert_eq!(ErrorKind::from_name("teapot"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
 }
 
 impl fmt::Display for ErrorKind {

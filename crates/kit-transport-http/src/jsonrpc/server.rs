@@ -1,0 +1,302 @@
+//! The JSON-RPC 2.0 server: one path, many methods.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header, request::Parts};
+use http_body::Body as HttpBody;
+use http_body_util::Full;
+use kit_core::{Context, Endpoint, Error};
+use serde_json::{Map, Value, json};
+
+use super::{INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, error_code};
+use crate::body::{AnyBody, Body, BoxError, box_body, read_limited};
+use crate::error::{JSON_CONTENT_TYPE, encode_error};
+use crate::request::RequestInfo;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Before = Arc<dyn Fn(Context, &Parts) -> Context + Send + Sync>;
+
+/// One method with its types erased.
+trait RpcMethod: Send + Sync {
+    fn call(&self, cx: Context, params: Value) -> BoxFuture<Result<Value, Error>>;
+}
+
+struct Method_<E, Dec, Enc> {
+    endpoint: E,
+    decode: Dec,
+    encode: Enc,
+}
+
+impl<E, Req, Dec, Enc> RpcMethod for Arc<Method_<E, Dec, Enc>>
+where
+    E: Endpoint<Req>,
+    Req: Send + 'static,
+    Dec: Fn(&Context, Value) -> Result<Req, Error> + Send + Sync + 'static,
+    Enc: Fn(&Context, E::Response) -> Result<Value, Error> + Send + Sync + 'static,
+{
+    fn call(&self, cx: Context, params: Value) -> BoxFuture<Result<Value, Error>> {
+        let method = Arc::clone(self);
+        Box::pin(async move {
+            let request = (method.decode)(&cx, params)?;
+            let response = method.endpoint.call(cx.clone(), request).await?;
+            (method.encode)(&cx, response)
+        })
+    }
+}
+
+/// A JSON-RPC 2.0 server: methods by name, on whatever path it is mounted at (it is a
+/// `tower::Service`; put it in a [`Listener`](crate::Listener) or under a router).
+///
+/// Only POST is accepted (405 otherwise). A request body over 1 MiB gets 413. Every JSON-RPC
+/// answer is HTTP 200 with a JSON body, except a request made only of notifications, which gets
+/// 204 and no body, as the specification asks for nothing to be returned.
+///
+/// ```
+/// use kit_core::{endpoint_fn, Error};
+/// use kit_transport_http::jsonrpc::{decode_params, encode_result, JsonRpcServer};
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// struct Sum { a: i64, b: i64 }
+///
+/// let server = JsonRpcServer::new().method(
+///     "sum",
+///     endpoint_fn(|_cx, r: Sum| async move { Ok::<_, Error>(r.a + r.b) }),
+///     decode_params,
+///     encode_result,
+/// );
+/// ```
+#[derive(Clone, Default)]
+pub struct JsonRpcServer {
+    methods: Arc<HashMap<String, Arc<dyn RpcMethod>>>,
+    before: Vec<Before>,
+}
+
+/// The body limit: 1 MiB.
+const BODY_LIMIT: usize = 1 << 20;
+
+impl JsonRpcServer {
+    /// A server with no methods.
+    pub fn new() -> Self {
+        JsonRpcServer::default()
+    }
+
+    /// Serves `endpoint` as method `name`: `decode` makes its request from the `params`
+    /// (`null` when absent), `encode` makes the `result` from its response (for serde types:
+    /// [`decode_params`](super::decode_params), [`encode_result`](super::encode_result)).
+    pub fn method<E, Req, Dec, Enc>(
+        mut self,
+        name: &str,
+        endpoint: E,
+        decode: Dec,
+        encode: Enc,
+    ) -> Self
+    where
+        E: Endpoint<Req>,
+        Req: Send + 'static,
+        Dec: Fn(&Context, Value) -> Result<Req, Error> + Send + Sync + 'static,
+        Enc: Fn(&Context, E::Response) -> Result<Value, Error> + Send + Sync + 'static,
+    {
+        let method: Arc<dyn RpcMethod> = Arc::new(Arc::new(Method_ {
+            endpoint,
+            decode,
+            encode,
+        }));
+        Arc::make_mut(&mut self.methods).insert(name.to_owned(), method);
+        self
+    }
+
+    /// Adds a hook that reads the HTTP request into the context before any call, as
+    /// [`ServerOptions::before`](crate::ServerOptions::before).
+    pub fn before(
+        mut self,
+        f: impl Fn(Context, &Parts) -> Context + Send + Sync + 'static,
+    ) -> Self {
+        self.before.push(Arc::new(f));
+        self
+    }
+
+    /// Serves one HTTP request.
+    pub fn handle<B>(
+        &self,
+        request: Request<B>,
+    ) -> impl Future<Output = Response<Body>> + Send + use<B>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let server = self.clone();
+        let request = box_body(request);
+        async move { server.handle_boxed(request).await }
+    }
+
+    async fn handle_boxed(&self, request: Request<AnyBody>) -> Response<Body> {
+        let (parts, body) = request.into_parts();
+        if parts.method != Method::POST {
+            let err = Error::invalid_argument(format!(
+                "method {} is not allowed: JSON-RPC requests are POSTed",
+                parts.method
+            ))
+            .with_http_status(405);
+            let mut response = encode_error(&err);
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response.map(Full::new);
+        }
+        let mut cx = Context::new().with_value(RequestInfo::from_parts(&parts, &[]));
+        for before in &self.before {
+            cx = before(cx, &parts);
+        }
+        let body = match read_limited(body, BODY_LIMIT).await {
+            Ok(body) => body,
+            Err(err) => return encode_error(&err).map(Full::new),
+        };
+        let answer = match serde_json::from_slice::<Value>(&body) {
+            Err(err) => Some(error_response(
+                Value::Null,
+                PARSE_ERROR,
+                &format!("Parse error: {err}"),
+                None,
+            )),
+            Ok(Value::Array(batch)) if batch.is_empty() => Some(error_response(
+                Value::Null,
+                INVALID_REQUEST,
+                "Invalid Request: empty batch",
+                None,
+            )),
+            Ok(Value::Array(batch)) => {
+                let mut answers = Vec::with_capacity(batch.len());
+                for call in batch {
+                    answers.extend(self.call_one(&cx, call).await);
+                }
+                (!answers.is_empty()).then_some(Value::Array(answers))
+            }
+            Ok(call) => self.call_one(&cx, call).await,
+        };
+        let mut response = match answer {
+            Some(answer) => {
+                let mut response = Response::new(Bytes::from(answer.to_string()));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(JSON_CONTENT_TYPE),
+                );
+                response
+            }
+            None => Response::new(Bytes::new()),
+        };
+        if response.body().is_empty() {
+            *response.status_mut() = StatusCode::NO_CONTENT;
+        }
+        response.map(Full::new)
+    }
+
+    /// One request object: its response, or `None` for a notification.
+    async fn call_one(&self, cx: &Context, call: Value) -> Option<Value> {
+        let Value::Object(mut call) = call else {
+            return Some(invalid_request(Value::Null, "not an object"));
+        };
+        // A request without an id is a notification: it gets no answer, not even an error.
+        let id = call.remove("id");
+        let answer_id = match &id {
+            None => Value::Null,
+            Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) => id.clone(),
+            Some(_) => {
+                return Some(invalid_request(
+                    Value::Null,
+                    "id must be a string, a number or null",
+                ));
+            }
+        };
+        if call.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+            return id.map(|_| invalid_request(answer_id, "jsonrpc must be \"2.0\""));
+        }
+        let Some(Value::String(name)) = call.remove("method") else {
+            return id.map(|_| invalid_request(answer_id, "method must be a string"));
+        };
+        let params = match call.remove("params") {
+            None => Value::Null,
+            Some(params @ (Value::Object(_) | Value::Array(_))) => params,
+            Some(_) => {
+                return id
+                    .map(|_| invalid_request(answer_id, "params must be an object or an array"));
+            }
+        };
+        let Some(method) = self.methods.get(&name) else {
+            return id.map(|_| {
+                error_response(
+                    answer_id,
+                    METHOD_NOT_FOUND,
+                    &format!("Method not found: {name}"),
+                    None,
+                )
+            });
+        };
+        let result = method.call(cx.clone(), params).await;
+        let id = id?;
+        Some(match result {
+            Ok(result) => json!({"jsonrpc": "2.0", "result": result, "id": id}),
+            Err(err) => error_response(
+                id,
+                error_code(&err),
+                err.message(),
+                Some(json!({"kind": err.kind().as_str()})),
+            ),
+        })
+    }
+}
+
+fn invalid_request(id: Value, why: &str) -> Value {
+    error_response(
+        id,
+        INVALID_REQUEST,
+        &format!("Invalid Request: {why}"),
+        None,
+    )
+}
+
+fn error_response(id: Value, code: i64, message: &str, data: Option<Value>) -> Value {
+    let mut error = Map::new();
+    error.insert("code".into(), code.into());
+    error.insert("message".into(), message.into());
+    if let Some(data) = data {
+        error.insert("data".into(), data);
+    }
+    json!({"jsonrpc": "2.0", "error": error, "id": id})
+}
+
+impl fmt::Debug for JsonRpcServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut methods: Vec<&String> = self.methods.keys().collect();
+        methods.sort();
+        f.debug_struct("JsonRpcServer")
+            .field("methods", &methods)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for JsonRpcServer
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let response = self.handle(request);
+        Box::pin(async move { Ok(response.await) })
+    }
+}

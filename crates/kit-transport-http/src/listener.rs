@@ -1,0 +1,201 @@
+//! Serving a service over HTTP/1.1 and HTTP/2 on one TCP listener, with limits and a graceful
+//! drain.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body as HttpBody;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::body::BoxError;
+use crate::request::RemoteAddr;
+
+/// A TCP listener that serves a `tower::Service` (a [`Router`](crate::Router), a
+/// [`Server`](crate::Server), or any other) over HTTP/1.1 and HTTP/2 without TLS (h2c, by
+/// prior knowledge) on the same port.
+///
+/// Defaults, each with a setter: a client must finish a request's headers within 10 s of
+/// connecting or of its previous request (else the connection is closed); keep-alive on; at
+/// most 64 KiB of request headers; on shutdown, in-flight requests get 30 s to finish.
+#[derive(Debug)]
+pub struct Listener {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    header_read_timeout: Duration,
+    keep_alive: bool,
+    max_header_bytes: usize,
+    drain_timeout: Duration,
+}
+
+impl Listener {
+    /// Binds to `addr` (port 0 picks a free port; see [`local_addr`](Listener::local_addr)).
+    pub async fn bind(addr: SocketAddr) -> io::Result<Listener> {
+        Listener::from_tcp(TcpListener::bind(addr).await?)
+    }
+
+    /// Serves on a listener bound elsewhere.
+    pub fn from_tcp(listener: TcpListener) -> io::Result<Listener> {
+        Ok(Listener {
+            local_addr: listener.local_addr()?,
+            listener,
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive: true,
+            max_header_bytes: 64 * 1024,
+            drain_timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// How long a client has to send a request's headers. Default 10 s.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Whether HTTP/1.1 connections are kept open between requests. Default on.
+    pub fn keep_alive(mut self, keep_alive: bool) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
+    /// The most request-header bytes accepted (HTTP/1.1: larger heads get 431; HTTP/2: the
+    /// header list size advertised). Default 64 KiB; HTTP/1.1 cannot go below 8 KiB.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes;
+        self
+    }
+
+    /// How long in-flight requests get to finish after shutdown starts. Default 30 s.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    fn builder(&self) -> auto::Builder<TokioExecutor> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .keep_alive(self.keep_alive)
+            .max_buf_size(self.max_header_bytes.max(8192));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(Duration::from_secs(30));
+        builder
+    }
+
+    /// Serves `service` until `shutdown` completes, then stops accepting, lets in-flight requests
+    /// finish (up to the drain timeout) and returns. Each request carries the peer's
+    /// [`RemoteAddr`] in its extensions.
+    ///
+    /// Returns an error if accepting fails for a reason other than a per-connection one, or if
+    /// connections were still open when the drain timeout passed.
+    pub async fn serve<S, B>(self, service: S, shutdown: impl Future<Output = ()>) -> io::Result<()>
+    where
+        S: tower_service::Service<Request<Incoming>, Response = Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let builder = self.builder();
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) if is_per_connection(&err) => continue,
+                    Err(err) => {
+                        // Out of file descriptors and the like: wait rather than spin.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        if is_fatal(&err) { return Err(err) }
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let service = service.clone();
+            let hyper_service =
+                hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                    request.extensions_mut().insert(RemoteAddr(peer));
+                    let mut service = service.clone();
+                    async move {
+                        std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+                        service.call(request).await
+                    }
+                });
+            let header_read_timeout = self.header_read_timeout;
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                // hyper's header timeout starts once it knows the protocol; a client that sends
+                // nothing at all is dropped here.
+                if !first_byte_within(&stream, header_read_timeout).await {
+                    return;
+                }
+                let connection = builder.serve_connection(TokioIo::new(stream), hyper_service);
+                let _ = watcher.watch(connection.into_owned()).await;
+            });
+        }
+        drop(self.listener);
+        match tokio::time::timeout(self.drain_timeout, graceful.shutdown()).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "connections still open {:?} after shutdown started",
+                    self.drain_timeout
+                ),
+            )),
+        }
+    }
+}
+
+/// Waits for the client's first byte, without consuming it.
+async fn first_byte_within(stream: &TcpStream, timeout: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(timeout, stream.peek(&mut byte)).await,
+        Ok(Ok(1..))
+    )
+}
+
+/// Accept errors that concern one connection only.
+fn is_per_connection(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Accept errors that will not go away by waiting (the listener itself is broken).
+fn is_fatal(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::NotConnected | io::ErrorKind::Unsupported
+    )
+}
