@@ -271,12 +271,13 @@ impl<Req: Send + 'static, Resp: Send + 'static> Endpoint<Req> for Client<Req, Re
     type Response = Resp;
 
     async fn call(&self, cx: Context, req: Req) -> Result<Resp, Error> {
-        if let Some(err) = cx.err() {
-            return Err(err);
-        }
-        let result = tokio::select! {
-            result = self.exchange(&cx, req) => result,
-            err = cx.done() => Err(err),
+        let result = match cx.err() {
+            // Already over: nothing is sent.
+            Some(err) => Err(err),
+            None => tokio::select! {
+                result = self.exchange(&cx, req) => result,
+                err = cx.done() => Err(err),
+            },
         };
         if !self.finalizers.is_empty() {
             let status = result

@@ -17,6 +17,8 @@ use crate::body::{AnyBody, Body, BoxError, box_body};
 use crate::error::encode_error;
 use crate::server::Server;
 
+/// The servers of one path, by method.
+type Methods = Vec<(Method, Arc<dyn Handler>)>;
 type ResponseFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
 /// A server with its types erased, so that one router holds many.
@@ -50,7 +52,7 @@ where
 /// ```
 #[derive(Clone, Default)]
 pub struct Router {
-    routes: Arc<HashMap<String, Vec<(Method, Arc<dyn Handler>)>>>,
+    routes: Arc<HashMap<String, Methods>>,
 }
 
 impl Router {

@@ -294,6 +294,7 @@ async fn hooks_run_and_the_context_describes_the_request() {
     assert_eq!(first.header("x-served-for"), None);
     assert_eq!(second.header("x-served-for"), Some("none"));
 
+    running.stop().await.unwrap();
     let s = seen.lock().unwrap();
     assert_eq!(s.errors, ["negative"]);
     assert_eq!(
@@ -304,8 +305,6 @@ async fn hooks_run_and_the_context_describes_the_request() {
             (200, 1)
         ]
     );
-    drop(s);
-    running.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -122,8 +122,11 @@ impl<Req: Send + 'static, Resp: Send + 'static> Endpoint<Req> for JsonRpcClient<
     async fn call(&self, cx: Context, req: Req) -> Result<Resp, Error> {
         let params = (self.encode)(&cx, req)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let request =
-            json!({"jsonrpc": "2.0", "method": &*self.method, "params": params, "id": id});
+        let mut request = json!({"jsonrpc": "2.0", "method": &*self.method, "id": id});
+        // `null` is not allowed as params: a method without them gets none.
+        if !params.is_null() {
+            request["params"] = params;
+        }
         let response = self.http.call(cx.clone(), request).await?;
         if response.id != json!(id) {
             return Err(Error::internal(format!(

@@ -203,7 +203,8 @@ impl JsonRpcServer {
         let Value::Object(mut call) = call else {
             return Some(invalid_request(Value::Null, "not an object"));
         };
-        // A request without an id is a notification: it gets no answer, not even an error.
+        // A valid request without an id is a notification: it gets no answer, not even an
+        // error. An invalid one is answered, with the id if it could be read.
         let id = call.remove("id");
         let answer_id = match &id {
             None => Value::Null,
@@ -216,10 +217,10 @@ impl JsonRpcServer {
             }
         };
         if call.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-            return id.map(|_| invalid_request(answer_id, "jsonrpc must be \"2.0\""));
+            return Some(invalid_request(answer_id, "jsonrpc must be \"2.0\""));
         }
         let Some(Value::String(name)) = call.remove("method") else {
-            return id.map(|_| invalid_request(answer_id, "method must be a string"));
+            return Some(invalid_request(answer_id, "method must be a string"));
         };
         let params = match call.remove("params") {
             None => Value::Null,

@@ -1,0 +1,306 @@
+//! JSON-RPC 2.0: the specification's examples (section 7) against the server, error codes, POST
+//! only, and the client endpoint with its ids.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use kit_core::{Context, Endpoint, Error, ErrorKind, endpoint_fn};
+use kit_transport_http::jsonrpc::{
+    JsonRpcClient, JsonRpcServer, decode_params, decode_result, encode_params, encode_result,
+};
+use kit_transport_http::{Router, Server, json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use support::{Running, post, raw};
+
+#[derive(Deserialize)]
+struct Named {
+    subtrahend: i64,
+    minuend: i64,
+}
+
+/// `subtract` takes positional or named params, as in the specification.
+fn subtract(_cx: &Context, params: Value) -> Result<(i64, i64), Error> {
+    match params {
+        Value::Array(_) => decode_params(_cx, params),
+        _ => decode_params::<Named>(_cx, params).map(|n| (n.minuend, n.subtrahend)),
+    }
+}
+
+fn server() -> JsonRpcServer {
+    let sub = endpoint_fn(|_cx, (a, b): (i64, i64)| async move { Ok::<_, Error>(a - b) });
+    let sum = endpoint_fn(|_cx, v: Vec<i64>| async move { Ok::<_, Error>(v.iter().sum::<i64>()) });
+    let get_data = endpoint_fn(|_cx, (): ()| async move { Ok::<_, Error>(json!(["hello", 5])) });
+    let notify = endpoint_fn(|_cx, _: Value| async move { Ok::<_, Error>(()) });
+    let divide = endpoint_fn(|_cx, (a, b): (i64, i64)| async move {
+        match (a, b) {
+            (0, 0) => Err(Error::business("can't divide zero by zero")),
+            (_, 0) => Err(Error::internal("division by zero")),
+            _ => Ok(a / b),
+        }
+    });
+    JsonRpcServer::new()
+        .method("subtract", sub, subtract, encode_result)
+        .method("sum", sum, decode_params, encode_result)
+        .method("get_data", get_data, |_, _| Ok(()), encode_result)
+        .method("update", notify, decode_params, encode_result)
+        .method(
+            "notify_hello",
+            endpoint_fn(|_cx, _: Value| async move { Ok::<_, Error>(()) }),
+            decode_params,
+            encode_result,
+        )
+        .method("divide", divide, decode_params, encode_result)
+}
+
+async fn rpc(running: &Running, body: &str) -> (u16, Option<Value>) {
+    let response = post(running.addr, "/rpc", "application/json", body).await;
+    let value = (!response.body.is_empty()).then(|| response.json());
+    (response.status, value)
+}
+
+#[tokio::test]
+async fn the_specification_examples() {
+    let running = Running::serve(server()).await;
+    let cases: Vec<(&str, &str, Option<Value>)> = vec![
+        (
+            "positional parameters",
+            r#"{"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": 1}"#,
+            Some(json!({"jsonrpc": "2.0", "result": 19, "id": 1})),
+        ),
+        (
+            "positional parameters, reversed",
+            r#"{"jsonrpc": "2.0", "method": "subtract", "params": [23, 42], "id": 2}"#,
+            Some(json!({"jsonrpc": "2.0", "result": -19, "id": 2})),
+        ),
+        (
+            "named parameters",
+            r#"{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}"#,
+            Some(json!({"jsonrpc": "2.0", "result": 19, "id": 3})),
+        ),
+        (
+            "a notification",
+            r#"{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}"#,
+            None,
+        ),
+        (
+            "a non-existent method",
+            r#"{"jsonrpc": "2.0", "method": "foobar", "id": "1"}"#,
+            Some(
+                json!({"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found: foobar"}, "id": "1"}),
+            ),
+        ),
+        (
+            "an invalid Request object",
+            r#"{"jsonrpc": "2.0", "method": 1, "params": "bar"}"#,
+            Some(
+                json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request: method must be a string"}, "id": null}),
+            ),
+        ),
+        (
+            "an invalid Request object with an id",
+            r#"{"jsonrpc": "2.0", "method": 1, "params": "bar", "id": 9}"#,
+            Some(
+                json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request: method must be a string"}, "id": 9}),
+            ),
+        ),
+        (
+            "an empty Array",
+            r#"[]"#,
+            Some(
+                json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request: empty batch"}, "id": null}),
+            ),
+        ),
+        (
+            "an invalid Batch (but not empty)",
+            r#"[1]"#,
+            Some(
+                json!([{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request: not an object"}, "id": null}]),
+            ),
+        ),
+        (
+            "an invalid Batch",
+            r#"[1,2,3]"#,
+            Some(json!([
+                {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request: not an object"}, "id": null},
+                {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request: not an object"}, "id": null},
+                {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request: not an object"}, "id": null}
+            ])),
+        ),
+        (
+            "a Batch",
+            r#"[
+                {"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},
+                {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]},
+                {"jsonrpc": "2.0", "method": "subtract", "params": [42,23], "id": "2"},
+                {"foo": "boo"},
+                {"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"},
+                {"jsonrpc": "2.0", "method": "get_data", "id": "9"}
+            ]"#,
+            Some(json!([
+                {"jsonrpc": "2.0", "result": 7, "id": "1"},
+                {"jsonrpc": "2.0", "result": 19, "id": "2"},
+                {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request: jsonrpc must be \"2.0\""}, "id": null},
+                {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found: foo.get"}, "id": "5"},
+                {"jsonrpc": "2.0", "result": ["hello", 5], "id": "9"}
+            ])),
+        ),
+        (
+            "a Batch of notifications only",
+            r#"[
+                {"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]},
+                {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}
+            ]"#,
+            None,
+        ),
+    ];
+    for (name, body, expected) in cases {
+        let (status, answer) = rpc(&running, body).await;
+        assert_eq!(answer, expected, "{name}");
+        assert_eq!(status, if expected.is_some() { 200 } else { 204 }, "{name}");
+    }
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn parse_errors_invalid_params_and_endpoint_errors_get_their_codes() {
+    let running = Running::serve(server()).await;
+    // The specification's invalid JSON examples: the message carries the parser's detail.
+    for body in [
+        r#"{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]"#,
+        r#"[
+            {"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},
+            {"jsonrpc": "2.0", "method"
+        ]"#,
+    ] {
+        let (status, answer) = rpc(&running, body).await;
+        let answer = answer.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(answer["error"]["code"], -32700);
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Parse error: "),
+            "{answer}"
+        );
+        assert_eq!(answer["id"], Value::Null);
+    }
+    let (_, answer) = rpc(
+        &running,
+        r#"{"jsonrpc":"2.0","method":"subtract","params":["x"],"id":4}"#,
+    )
+    .await;
+    let answer = answer.unwrap();
+    assert_eq!(answer["error"]["code"], -32602);
+    assert_eq!(answer["error"]["data"], json!({"kind": "invalid_argument"}));
+
+    let (_, answer) = rpc(
+        &running,
+        r#"{"jsonrpc":"2.0","method":"divide","params":[0,0],"id":5}"#,
+    )
+    .await;
+    assert_eq!(
+        answer.unwrap(),
+        json!({"jsonrpc": "2.0", "error": {"code": -32000, "message": "can't divide zero by zero", "data": {"kind": "business"}}, "id": 5})
+    );
+    let (_, answer) = rpc(
+        &running,
+        r#"{"jsonrpc":"2.0","method":"divide","params":[1,0],"id":6}"#,
+    )
+    .await;
+    assert_eq!(answer.unwrap()["error"]["code"], -32603);
+    let (_, answer) = rpc(
+        &running,
+        r#"{"jsonrpc":"1.0","method":"divide","params":[4,2],"id":7}"#,
+    )
+    .await;
+    assert_eq!(answer.unwrap()["error"]["code"], -32600);
+    let (_, answer) = rpc(
+        &running,
+        r#"{"jsonrpc":"2.0","method":"divide","params":[4,2],"id":{"a":1}}"#,
+    )
+    .await;
+    assert_eq!(answer.unwrap()["error"]["code"], -32600);
+
+    let get = raw(
+        running.addr,
+        b"GET /rpc HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!((get.status, get.header("allow")), (405, Some("POST")));
+
+    let (_, answer) = rpc(
+        &running,
+        r#"{"jsonrpc":"2.0","method":"divide","params":[9,3],"id":8}"#,
+    )
+    .await;
+    assert_eq!(
+        answer.unwrap(),
+        json!({"jsonrpc": "2.0", "result": 3, "id": 8})
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_client_calls_methods_and_gets_kinds_back() {
+    let running = Running::serve(server()).await;
+    let uri = running.url("/rpc");
+    let divide = JsonRpcClient::new(uri.clone(), "divide", encode_params, decode_result::<i64>);
+    assert_eq!(divide.call(Context::new(), (9, 3)).await.unwrap(), 3);
+    let err = divide.call(Context::new(), (0, 0)).await.unwrap_err();
+    assert_eq!(
+        (err.kind(), err.message()),
+        (ErrorKind::Business, "can't divide zero by zero")
+    );
+    let err = divide.call(Context::new(), (1, 0)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    let missing = JsonRpcClient::new(uri, "nope", encode_params, decode_result::<i64>);
+    let err = missing.call(Context::new(), ()).await.unwrap_err();
+    assert_eq!(
+        (err.kind(), err.message()),
+        (ErrorKind::Unimplemented, "Method not found: nope")
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn client_ids_count_up_and_a_mismatched_id_is_an_error() {
+    // A plain HTTP endpoint that records the ids it is sent and answers with a chosen id.
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let fake = {
+        let ids = Arc::clone(&ids);
+        endpoint_fn(move |_cx, request: Value| {
+            let ids = Arc::clone(&ids);
+            async move {
+                let id = request["id"].clone();
+                ids.lock().unwrap().push(id.clone());
+                let answer_id = if request["params"] == json!(["wrong"]) {
+                    json!(999)
+                } else {
+                    id
+                };
+                Ok::<_, Error>(json!({"jsonrpc": "2.0", "result": "ok", "id": answer_id}))
+            }
+        })
+    };
+    let router = Router::new().post(
+        "/rpc",
+        Server::new(fake, json::decode_request, json::encode_response),
+    );
+    let running = Running::serve(router).await;
+    let client = JsonRpcClient::new(
+        running.url("/rpc"),
+        "m",
+        encode_params,
+        decode_result::<String>,
+    );
+    let clone = client.clone();
+    assert_eq!(client.call(Context::new(), ["a"]).await.unwrap(), "ok");
+    assert_eq!(clone.call(Context::new(), ["b"]).await.unwrap(), "ok");
+    let err = client.call(Context::new(), ["wrong"]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    assert_eq!(*ids.lock().unwrap(), [json!(1), json!(2), json!(3)]);
+    running.stop().await.unwrap();
+}

@@ -1,0 +1,135 @@
+//! The listener's limits and drain: slow clients are dropped after the header timeout while
+//! others are served, and a graceful shutdown finishes in-flight requests.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::Method;
+use kit_core::{Context, Endpoint, Error, endpoint_fn};
+use kit_transport_http::{Client, ClientPool, Listener, Router, Server, json};
+use support::{Running, post};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn slow_router(delay: Duration, started: Arc<AtomicUsize>) -> Router {
+    let slow = endpoint_fn(move |_cx, n: u64| {
+        let started = Arc::clone(&started);
+        async move {
+            started.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            Ok::<_, Error>(n)
+        }
+    });
+    Router::new().post(
+        "/slow",
+        Server::new(slow, json::decode_request, json::encode_response),
+    )
+}
+
+/// Reads until the server closes the connection; fails the test if it never does.
+async fn closed_by_server(mut stream: TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut got))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    got
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_dropped_after_the_timeout() {
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .header_read_timeout(Duration::from_millis(300));
+    let running = Running::start(listener, slow_router(Duration::ZERO, Arc::default())).await;
+
+    // Half a request head, then silence; and a connection that sends nothing at all.
+    let mut partial = TcpStream::connect(running.addr).await.unwrap();
+    partial
+        .write_all(b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Le")
+        .await
+        .unwrap();
+    let silent = TcpStream::connect(running.addr).await.unwrap();
+
+    // Meanwhile others are served.
+    let ok = post(running.addr, "/slow", "application/json", "7").await;
+    assert_eq!((ok.status, ok.body.as_str()), (200, "7"));
+
+    let answer = closed_by_server(partial).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
+    assert!(closed_by_server(silent).await.is_empty());
+
+    let ok = post(running.addr, "/slow", "application/json", "8").await;
+    assert_eq!(ok.body, "8");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests_then_refuses_new_ones() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let running = Running::serve(slow_router(
+        Duration::from_millis(500),
+        Arc::clone(&started),
+    ))
+    .await;
+    let addr = running.addr;
+    let client = Client::new(
+        Method::POST,
+        running.url("/slow"),
+        json::encode_request,
+        json::decode_response::<u64>,
+    );
+    let h2 = client.clone().pool(ClientPool::http2());
+    let calls: Vec<_> = (0..20u64)
+        .map(|n| {
+            let client = if n % 2 == 0 {
+                client.clone()
+            } else {
+                h2.clone()
+            };
+            tokio::spawn(async move { client.call(Context::new(), n).await })
+        })
+        .collect();
+    // All twenty are in the endpoint before the shutdown starts.
+    while started.load(Ordering::SeqCst) < 20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    running
+        .stop()
+        .await
+        .expect("drained within the drain timeout");
+    for (n, call) in calls.into_iter().enumerate() {
+        assert_eq!(call.await.unwrap().unwrap(), n as u64);
+    }
+    assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+}
+
+#[tokio::test]
+async fn a_drain_that_outlasts_its_timeout_is_reported() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .drain_timeout(Duration::from_millis(100));
+    let running = Running::start(
+        listener,
+        slow_router(Duration::from_secs(3600), Arc::clone(&started)),
+    )
+    .await;
+    let addr = running.addr;
+    let stuck = tokio::spawn(async move { post(addr, "/slow", "application/json", "1").await });
+    while started.load(Ordering::SeqCst) < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let err = running.stop().await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    stuck.abort();
+}
