@@ -42,7 +42,7 @@ pub use json::{Json, JsonFormat};
 pub use level::{Level, LevelFilter, NO_LEVEL_TAG, ParseLevelError, Verdict};
 pub use log_bridge::LogBridge;
 pub use logfmt::{Logfmt, LogfmtFormat};
-pub use logger::{Logger, MISSING};
+pub use logger::{DrainOk, Logger, MISSING};
 pub use middleware::{BusinessErrors, EndpointLogging, LoggedEndpoint, NoBusinessErrors};
 pub use non_blocking::{NonBlocking, NonBlockingGuard};
 pub use slog::FnValue;
@@ -51,8 +51,6 @@ pub use tracing_layer::TracingLayer;
 pub use value::{Caller, Rfc3339, TimestampUtc, caller, timestamp_utc};
 
 // The logging macros expand to slog paths through this.
-#[doc(hidden)]
-pub use logger::Pairs as __Pairs;
 #[doc(hidden)]
 pub use slog as __slog;
 

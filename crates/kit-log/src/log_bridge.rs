@@ -32,12 +32,13 @@ impl LogBridge {
     }
 
     /// Makes this the process's `log` logger, passing records from `min` up (`log`'s own max
-    /// level, which its macros check before doing any work). Fails if a `log` logger was
-    /// installed before: `log` allows one per process.
+    /// level, which its macros check before doing any work; `Debug` lets `trace` records
+    /// through too, as debug). Fails if a `log` logger was installed before: `log` allows one
+    /// per process.
     pub fn install(self, min: Level) -> Result<(), log::SetLoggerError> {
         log::set_boxed_logger(Box::new(self))?;
         log::set_max_level(match min {
-            Level::Debug => log::LevelFilter::Debug,
+            Level::Debug => log::LevelFilter::Trace,
             Level::Info => log::LevelFilter::Info,
             Level::Warn => log::LevelFilter::Warn,
             Level::Error => log::LevelFilter::Error,
@@ -56,7 +57,8 @@ fn slog_level(level: log::Level) -> slog::Level {
 }
 
 impl log::Log for LogBridge {
-    /// Every record is offered to the logger: its drain (a level filter, say) decides.
+    /// Every record within `log`'s max level is offered to the logger, whose drain (a level
+    /// filter, say) decides; so `log::log_enabled!` answers from the max level only.
     fn enabled(&self, _: &log::Metadata<'_>) -> bool {
         true
     }

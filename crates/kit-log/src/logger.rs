@@ -30,20 +30,35 @@ trait VerdictDrain: Send + Sync + RefUnwindSafe {
 impl<D> VerdictDrain for D
 where
     D: Drain<Err = Never> + Send + Sync + RefUnwindSafe,
-    D::Ok: Into<Verdict>,
+    D::Ok: DrainOk,
 {
     fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Verdict {
         match Drain::log(self, record, values) {
-            Ok(ok) => ok.into(),
+            Ok(ok) => ok.verdict(),
             Err(never) => match never {},
         }
     }
 }
 
-/// An encoder's `()` means the record was written.
-impl From<()> for Verdict {
-    fn from((): ()) -> Verdict {
+/// What a drain's `Ok` says about the record: a [`LevelFilter`](crate::LevelFilter) gives a
+/// [`Verdict`]; any other drain (`()`) passed the record on. Sealed.
+pub trait DrainOk: crate::encode::sealed::Sealed {
+    /// The verdict this result stands for.
+    #[doc(hidden)]
+    fn verdict(self) -> Verdict;
+}
+
+impl crate::encode::sealed::Sealed for () {}
+impl DrainOk for () {
+    fn verdict(self) -> Verdict {
         Verdict::Logged
+    }
+}
+
+impl crate::encode::sealed::Sealed for Verdict {}
+impl DrainOk for Verdict {
+    fn verdict(self) -> Verdict {
+        self
     }
 }
 
@@ -75,8 +90,7 @@ impl KV for Segments {
 }
 
 /// A call's own pairs, as the logging macros collect them (in call order).
-#[doc(hidden)]
-pub struct Pairs<'a>(pub &'a [(&'static str, &'a dyn Value)]);
+struct Pairs<'a>(&'a [(&'static str, &'a dyn Value)]);
 
 impl KV for Pairs<'_> {
     fn serialize(&self, record: &Record<'_>, serializer: &mut dyn Serializer) -> slog::Result {
@@ -124,7 +138,7 @@ impl Logger {
     pub fn new<D>(drain: D) -> Logger
     where
         D: Drain<Err = Never> + Send + Sync + RefUnwindSafe + 'static,
-        D::Ok: Into<Verdict>,
+        D::Ok: DrainOk,
     {
         let context = Segments::default();
         Logger {
@@ -146,6 +160,7 @@ impl Logger {
 
     /// A logger that adds `pairs` after this one's context (go-kit's `log.With`). Build them
     /// with [`kv!`](crate::kv!) (alternating keys and values) or slog's `o!`.
+    #[must_use = "a logger with more context is returned; the original is unchanged"]
     pub fn with<T: SendSyncRefUnwindSafeKV + 'static>(&self, pairs: OwnedKV<T>) -> Logger {
         let context = self.context.with(None, Some(Arc::new(pairs.0)));
         self.with_context(context, self.suffix.clone())
@@ -153,6 +168,7 @@ impl Logger {
 
     /// A logger that adds `pairs` before all of this one's context, prefixes included (go-kit's
     /// `log.WithPrefix`).
+    #[must_use = "a logger with more context is returned; the original is unchanged"]
     pub fn with_prefix<T: SendSyncRefUnwindSafeKV + 'static>(&self, pairs: OwnedKV<T>) -> Logger {
         let context = self.context.with(Some(Arc::new(pairs.0)), None);
         self.with_context(context, self.suffix.clone())
@@ -160,6 +176,7 @@ impl Logger {
 
     /// A logger that writes `pairs` after each call's own pairs and after the suffixes added
     /// before (go-kit's `log.WithSuffix`).
+    #[must_use = "a logger with more context is returned; the original is unchanged"]
     pub fn with_suffix<T: SendSyncRefUnwindSafeKV + 'static>(&self, pairs: OwnedKV<T>) -> Logger {
         let suffix = self.suffix.with(None, Some(Arc::new(pairs.0)));
         self.with_context(self.context.clone(), suffix)
@@ -203,6 +220,14 @@ impl Logger {
     }
 }
 
+/// A kit logger on a `slog::Logger` (its drain and context), so that code taking a kit logger
+/// accepts either.
+impl From<slog::Logger> for Logger {
+    fn from(logger: slog::Logger) -> Logger {
+        Logger::new(logger)
+    }
+}
+
 impl From<Logger> for slog::Logger {
     fn from(logger: Logger) -> slog::Logger {
         logger.slog()
@@ -234,6 +259,9 @@ impl Drain for ToSlog {
 /// Logs alternating keys and values as a record with no level (go-kit's `logger.Log`); an odd
 /// count gives the last key the value [`MISSING`]. Evaluates to the drain's
 /// [`Verdict`](crate::Verdict).
+///
+/// The value expressions are evaluated (to references) before the drain decides; lazy values
+/// and formatting run only for records that are written.
 ///
 /// Keys are `&'static str`; values are anything slog can serialize (numbers, strings, `bool`,
 /// `Option`, lazy values, `format_args!`).

@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use kit_core::{Context, Endpoint, Error, Middleware, Outcome};
-use slog::{Logger, error, info};
+
+use crate::logger::Logger;
 
 /// The logging middleware: one record per call, after the call.
 ///
@@ -35,8 +36,8 @@ pub struct EndpointLogging<B = NoBusinessErrors> {
 }
 
 impl EndpointLogging {
-    /// Logs calls of the method named `method` to `logger` (a `slog::Logger`, or a kit
-    /// [`Logger`](crate::Logger)).
+    /// Logs calls of the method named `method` to `logger` (a kit [`Logger`], or a
+    /// `slog::Logger`).
     pub fn new(logger: impl Into<Logger>, method: &'static str) -> Self {
         EndpointLogging {
             logger: logger.into(),
@@ -46,9 +47,10 @@ impl EndpointLogging {
     }
 
     /// For services whose responses carry their business errors (go-kit's `Failer`): `errors`
-    /// reads the error out of a successful response, and such a call is logged as `rejected`
-    /// with its `err` and `kind`. Pass [`Failer::failed`](kit_core::Failer::failed) for a
-    /// response type that implements it.
+    /// reads the error out of a successful response, and such a call is logged with its `err`
+    /// and `kind`, as `rejected` (or as `failure` at level error if the carried error is a
+    /// failure kind). Pass the response type's [`Failer::failed`](kit_core::Failer::failed)
+    /// (`MyReply::failed`) when it implements that trait.
     pub fn business_errors<B>(self, errors: B) -> EndpointLogging<B> {
         EndpointLogging {
             logger: self.logger,
@@ -126,16 +128,43 @@ where
             Some(err) => Outcome::of::<()>(&Err(err.clone())),
             None => Outcome::of(&result),
         };
+        let took = format_args!("{took:?}");
         match (result.as_ref().err().or(carried.as_ref()), outcome) {
             (None, _) => {
-                info!(log, ""; "method" => method, "outcome" => "success", "took" => ?took)
+                crate::info!(log, "method", method, "outcome", "success", "took", took);
             }
-            (Some(err), Outcome::Failure) => error!(log, "";
-                "method" => method, "outcome" => "failure", "took" => ?took,
-                "err" => %err, "kind" => err.kind().as_str()),
-            (Some(err), _) => info!(log, "";
-                "method" => method, "outcome" => "rejected", "took" => ?took,
-                "err" => %err, "kind" => err.kind().as_str()),
+            (Some(err), Outcome::Failure) => {
+                let message = format_args!("{err}");
+                crate::error!(
+                    log,
+                    "method",
+                    method,
+                    "outcome",
+                    "failure",
+                    "took",
+                    took,
+                    "err",
+                    message,
+                    "kind",
+                    err.kind().as_str()
+                );
+            }
+            (Some(err), _) => {
+                let message = format_args!("{err}");
+                crate::info!(
+                    log,
+                    "method",
+                    method,
+                    "outcome",
+                    "rejected",
+                    "took",
+                    took,
+                    "err",
+                    message,
+                    "kind",
+                    err.kind().as_str()
+                );
+            }
         }
         result
     }

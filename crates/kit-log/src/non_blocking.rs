@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use crate::encode::{Encoder, Format, Value};
 
@@ -22,8 +23,19 @@ enum Message {
 #[derive(Default)]
 struct Counters {
     dropped: AtomicU64,
+    /// Lines queued by callers, and lines the writer thread took off the queue: the difference
+    /// after the thread has ended is lines that were queued too late to be seen.
+    sent: AtomicU64,
+    received: AtomicU64,
     closed: AtomicBool,
 }
+
+/// How often, at most, the writer thread reports drops while the queue never empties.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// Buffers that grew past this (a huge record) are not kept for reuse.
+const MAX_SPARE_BUFFER: usize = 64 * 1024;
+/// How long dropping the guard waits for the writer thread.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// The caller's end of a non-blocking writer: each `write` is one whole record (the encoders
 /// write a record with one `write_all`), queued for the writer thread or dropped and counted.
@@ -43,10 +55,13 @@ impl Write for NonBlocking {
         }
         let mut buf = self.spare.try_recv().unwrap_or_default();
         buf.extend_from_slice(line);
-        if let Err(TrySendError::Full(Message::Line(_)) | TrySendError::Disconnected(_)) =
-            self.queue.try_send(Message::Line(buf))
-        {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        match self.queue.try_send(Message::Line(buf)) {
+            Ok(()) => {
+                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
         // Dropping is this writer's answer to pressure, not an error of the caller's record.
         Ok(line.len())
@@ -59,12 +74,16 @@ impl Write for NonBlocking {
 }
 
 /// Owns the writer thread of a [`NonBlocking`] writer. Dropping it writes what is queued,
-/// flushes the underlying writer and stops the thread; records logged after that are counted as
-/// dropped. Keep it alive for as long as the service logs (typically in `main`).
+/// flushes the underlying writer and stops the thread, waiting at most 5 s for a stalled
+/// writer; records logged after that are discarded. Keep it alive for as long as the service
+/// logs (typically in `main`).
+#[must_use = "dropping the guard stops the writer thread"]
 pub struct NonBlockingGuard {
     queue: SyncSender<Message>,
     counters: Arc<Counters>,
     thread: Option<JoinHandle<()>>,
+    /// Tells the guard that the thread has ended, so that it can wait with a timeout.
+    ended: Receiver<()>,
 }
 
 impl NonBlockingGuard {
@@ -89,10 +108,32 @@ impl NonBlockingGuard {
 impl Drop for NonBlockingGuard {
     fn drop(&mut self) {
         self.counters.closed.store(true, Ordering::Relaxed);
-        // Blocks until the queue has room: what was queued before is written first.
-        let _ = self.queue.send(Message::Stop);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
+        // Behind what is queued: that is written first. A stalled writer keeps the queue full;
+        // then the thread is left behind after the wait.
+        let mut stop = Message::Stop;
+        loop {
+            match self.queue.try_send(stop) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => break,
+                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                    stop = back;
+                    thread::sleep(Duration::from_millis(1));
+                }
+                Err(TrySendError::Full(_)) => return,
+            }
+        }
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if self.ended.recv_timeout(wait).is_ok() {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+            let (sent, received) = (
+                self.counters.sent.load(Ordering::Relaxed),
+                self.counters.received.load(Ordering::Relaxed),
+            );
+            self.counters
+                .dropped
+                .fetch_add(sent.saturating_sub(received), Ordering::Relaxed);
         }
     }
 }
@@ -121,6 +162,7 @@ impl<F: Format> Encoder<F, NonBlocking> {
     /// kit_log::info!(logger, "msg", "started");
     /// drop(guard); // writes what is queued and stops the thread
     /// ```
+    #[must_use = "dropping the guard stops the writer thread"]
     pub fn non_blocking<W: Write + Send + 'static>(
         writer: W,
         capacity: usize,
@@ -129,11 +171,17 @@ impl<F: Format> Encoder<F, NonBlocking> {
         let (queue, lines) = mpsc::sync_channel(capacity);
         let (give_back, spare) = mpsc::sync_channel(capacity);
         let counters = Arc::new(Counters::default());
+        let (end, ended) = mpsc::sync_channel(1);
         let thread = {
             let counters = Arc::clone(&counters);
             thread::Builder::new()
                 .name("kit-log-writer".into())
-                .spawn(move || write_lines(writer, &lines, &give_back, &counters, report::<F>))
+                .spawn(move || {
+                    write_lines(writer, &lines, &give_back, &counters, report::<F>);
+                    // The queue's receiver goes first: later sends fail and are counted.
+                    drop(lines);
+                    let _ = end.send(());
+                })
                 .expect("spawning the log writer thread")
         };
         let encoder = Encoder::new(NonBlocking {
@@ -145,6 +193,7 @@ impl<F: Format> Encoder<F, NonBlocking> {
             queue,
             counters,
             thread: Some(thread),
+            ended,
         };
         (encoder, guard)
     }
@@ -162,32 +211,54 @@ fn report<F: Format>(dropped: u64, out: &mut Vec<u8>) {
     F::end(out);
 }
 
-/// The writer thread: writes lines until told to stop, reporting drops whenever it catches up.
+/// Writes the drop reports: how many were reported, and when last.
+struct Reporter {
+    reported: u64,
+    last: Instant,
+    format: fn(u64, &mut Vec<u8>),
+}
+
+impl Reporter {
+    /// Writes a report if records were dropped since the last one.
+    fn report(&mut self, writer: &mut impl Write, counters: &Counters) {
+        let dropped = counters.dropped.load(Ordering::Relaxed);
+        if dropped > self.reported {
+            let mut line = Vec::new();
+            (self.format)(dropped - self.reported, &mut line);
+            self.reported = dropped;
+            self.last = Instant::now();
+            // A report that fails is not itself counted: it is not a caller's record, and
+            // counting it would report again at every catch-up.
+            let _ = writer.write_all(&line);
+        }
+    }
+
+    /// Reports and flushes: the queue is empty.
+    fn catch_up(&mut self, writer: &mut impl Write, counters: &Counters) -> io::Result<()> {
+        self.report(writer, counters);
+        writer.flush()
+    }
+}
+
+/// The writer thread: writes lines until told to stop, reporting drops whenever it catches up,
+/// and at least every second while it never does.
 fn write_lines<W: Write>(
     mut writer: W,
     lines: &Receiver<Message>,
     give_back: &SyncSender<Vec<u8>>,
     counters: &Counters,
-    report: fn(u64, &mut Vec<u8>),
+    format: fn(u64, &mut Vec<u8>),
 ) {
-    let mut reported = 0;
-    let mut catch_up = |writer: &mut W| {
-        let dropped = counters.dropped.load(Ordering::Relaxed);
-        if dropped > reported {
-            let mut line = Vec::new();
-            report(dropped - reported, &mut line);
-            reported = dropped;
-            // A report that fails is not itself counted: it is not a caller's record, and
-            // counting it would report again at every catch-up.
-            let _ = writer.write_all(&line);
-        }
-        writer.flush()
+    let mut reporter = Reporter {
+        reported: 0,
+        last: Instant::now(),
+        format,
     };
     loop {
         let message = match lines.try_recv() {
             Ok(message) => message,
             Err(TryRecvError::Empty) => {
-                let _ = catch_up(&mut writer);
+                let _ = reporter.catch_up(&mut writer, counters);
                 match lines.recv() {
                     Ok(message) => message,
                     Err(_) => break,
@@ -197,15 +268,21 @@ fn write_lines<W: Write>(
         };
         match message {
             Message::Line(mut line) => {
+                counters.received.fetch_add(1, Ordering::Relaxed);
                 if writer.write_all(&line).is_err() {
                     counters.dropped.fetch_add(1, Ordering::Relaxed);
                 }
-                line.clear();
-                // The spare queue may be full: then this buffer is simply freed.
-                let _ = give_back.try_send(line);
+                if reporter.last.elapsed() >= REPORT_EVERY {
+                    reporter.report(&mut writer, counters);
+                }
+                if line.capacity() <= MAX_SPARE_BUFFER {
+                    line.clear();
+                    // The spare queue may be full: then this buffer is simply freed.
+                    let _ = give_back.try_send(line);
+                }
             }
             Message::Flush(done) => {
-                let _ = done.send(catch_up(&mut writer));
+                let _ = done.send(reporter.catch_up(&mut writer, counters));
             }
             Message::Stop => break,
         }
@@ -213,8 +290,9 @@ fn write_lines<W: Write>(
     // Lines that slipped in behind the stop are counted, not lost silently.
     while let Ok(message) = lines.try_recv() {
         if let Message::Line(_) = message {
+            counters.received.fetch_add(1, Ordering::Relaxed);
             counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let _ = catch_up(&mut writer);
+    let _ = reporter.catch_up(&mut writer, counters);
 }

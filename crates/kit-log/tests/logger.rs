@@ -111,19 +111,32 @@ fn the_caller_is_the_log_statement_through_with_and_a_level_filter() {
 }
 
 #[test]
-fn lazy_context_values_are_evaluated_at_each_call() {
-    let (logger, out) = logfmt();
-    let logger = logger.with(kv!("ts", timestamp_utc()));
-    kit_log::log!(logger, "n", 1);
-    std::thread::sleep(std::time::Duration::from_millis(2));
-    kit_log::log!(logger, "n", 2);
-    let text = out.text();
-    let ts: Vec<String> = text
-        .lines()
-        .map(|l| parse_logfmt(l).unwrap()[0].1.clone())
-        .collect();
-    assert_eq!(ts.len(), 2);
-    assert!(ts[0] < ts[1], "{ts:?}");
+fn lazy_context_values_are_evaluated_at_each_call_that_is_written() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let out = Captured::default();
+    let drain = LevelFilter::new(Logfmt::new(out.clone()).ignore_res(), Level::Info);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let logger = Logger::new(drain).with(kv!(
+        "n",
+        kit_log::FnValue(move |_| counter.fetch_add(1, Ordering::SeqCst))
+    ));
+    kit_log::info!(logger, "k", 1);
+    kit_log::debug!(logger, "k", 2);
+    kit_log::warn!(logger, "k", 3);
+    assert_eq!(out.text(), "level=info n=0 k=1\nlevel=warn n=1 k=3\n");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // The same through the suffix.
+    let suffixed = logger.with_suffix(kv!("ts", timestamp_utc()));
+    kit_log::info!(suffixed, "k", 4);
+    assert!(
+        out.text()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("level=info n=2 k=4 ts=20")
+    );
 }
 
 #[test]

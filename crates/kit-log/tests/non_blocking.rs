@@ -105,7 +105,7 @@ fn without_pressure_everything_is_written_and_dropping_the_guard_flushes() {
     drop(guard);
     let expected: String = (0..500).map(|n| format!("{{\"seq\":{n}}}\n")).collect();
     assert_eq!(out.text(), expected);
-    // After the guard is gone, records are counted as dropped rather than lost silently.
+    // After the guard is gone, records are discarded; logging still does not block or fail.
     kit_log::log!(logger, "late", true);
     assert_eq!(out.text(), expected);
 }
@@ -163,4 +163,51 @@ fn a_failing_writer_counts_the_lost_records() {
     }
     guard.flush().unwrap();
     assert_eq!(guard.dropped(), 10);
+}
+
+/// A writer that takes 2 ms per record.
+struct Slow(Captured);
+
+impl Write for Slow {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        std::thread::sleep(Duration::from_millis(2));
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn drops_are_reported_while_the_overload_lasts_not_only_after() {
+    let out = Captured::default();
+    let (encoder, guard) = Logfmt::non_blocking(Slow(out.clone()), 1);
+    let logger = Logger::new(encoder.ignore_res());
+    // Overload for 2.5 s: far more records than a 2 ms writer can take.
+    let start = std::time::Instant::now();
+    let mut seq = 0u64;
+    while start.elapsed() < Duration::from_millis(2500) {
+        kit_log::info!(logger, "seq", seq);
+        seq += 1;
+    }
+    guard.flush().unwrap();
+    let text = out.text();
+    let lines: Vec<&str> = text.lines().collect();
+    let reports: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("log records dropped"))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(reports.len() >= 2, "{} reports", reports.len());
+    assert!(
+        reports[0] < lines.len() - 1,
+        "the first report came only at the end"
+    );
+    let reported: u64 = reports
+        .iter()
+        .map(|&i| parse_logfmt(lines[i]).unwrap()[2].1.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(reported, guard.dropped());
+    assert_eq!((lines.len() - reports.len()) as u64 + guard.dropped(), seq);
 }
