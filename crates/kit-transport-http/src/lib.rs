@@ -63,4 +63,7 @@ pub use error::{JSON_CONTENT_TYPE, encode_error, error_from_response};
 pub use listener::Listener;
 pub use request::{RemoteAddr, RequestInfo};
 pub use router::Router;
+/// The rustls version the [`Listener::tls`] configuration comes from (feature `tls`).
+#[cfg(feature = "tls")]
+pub use rustls;
 pub use server::{Finished, Server, ServerOptions};

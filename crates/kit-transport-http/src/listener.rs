@@ -25,7 +25,6 @@ use crate::request::RemoteAddr;
 /// Defaults, each with a setter: a client must finish a request's headers within 10 s of
 /// connecting or of its previous request (else the connection is closed); keep-alive on; at
 /// most 64 KiB of request headers; on shutdown, in-flight requests get 30 s to finish.
-#[derive(Debug)]
 pub struct Listener {
     listener: TcpListener,
     local_addr: SocketAddr,
@@ -33,6 +32,22 @@ pub struct Listener {
     keep_alive: bool,
     max_header_bytes: usize,
     drain_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Listener");
+        d.field("local_addr", &self.local_addr)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("keep_alive", &self.keep_alive)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("drain_timeout", &self.drain_timeout);
+        #[cfg(feature = "tls")]
+        d.field("tls", &self.tls.is_some());
+        d.finish()
+    }
 }
 
 impl Listener {
@@ -50,7 +65,21 @@ impl Listener {
             keep_alive: true,
             max_header_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(30),
+            #[cfg(feature = "tls")]
+            tls: None,
         })
+    }
+
+    /// Serves HTTPS: every connection starts with a TLS handshake (which must finish within the
+    /// header read timeout), then HTTP/1.1 or HTTP/2 as the client chose by ALPN. If `config`
+    /// names no ALPN protocols, `h2` and `http/1.1` are offered. Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, mut config: rustls::ServerConfig) -> Self {
+        if config.alpn_protocols.is_empty() {
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        }
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)));
+        self
     }
 
     /// The address the listener is bound to.
@@ -147,10 +176,23 @@ impl Listener {
             let header_read_timeout = self.header_read_timeout;
             let builder = builder.clone();
             let watcher = graceful.watcher();
+            #[cfg(feature = "tls")]
+            let tls = self.tls.clone();
             tokio::spawn(async move {
                 // hyper's header timeout starts once it knows the protocol; a client that sends
                 // nothing at all is dropped here.
                 if !first_byte_within(&stream, header_read_timeout).await {
+                    return;
+                }
+                #[cfg(feature = "tls")]
+                if let Some(acceptor) = tls {
+                    let handshake =
+                        tokio::time::timeout(header_read_timeout, acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        let connection =
+                            builder.serve_connection(TokioIo::new(stream), hyper_service);
+                        let _ = watcher.watch(connection.into_owned()).await;
+                    }
                     return;
                 }
                 let connection = builder.serve_connection(TokioIo::new(stream), hyper_service);
