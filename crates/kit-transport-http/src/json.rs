@@ -29,7 +29,7 @@ pub trait ResponseMeta {
 /// Decodes a request body as JSON into `T` (a server's decoder).
 pub fn decode_request<T: DeserializeOwned>(
     _: &Context,
-    request: Request<Bytes>,
+    request: &Request<Bytes>,
 ) -> Result<T, Error> {
     from_slice(request.body())
 }

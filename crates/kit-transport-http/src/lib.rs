@@ -62,7 +62,7 @@ pub use client::{Client, ClientPool};
 pub use error::{JSON_CONTENT_TYPE, encode_error, error_from_response};
 pub use listener::Listener;
 pub use request::{RemoteAddr, RequestInfo};
-pub use router::Router;
+pub use router::{Router, RouterFuture};
 /// The rustls version the [`Listener::tls`] configuration comes from (feature `tls`).
 #[cfg(feature = "tls")]
 pub use rustls;

@@ -16,7 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::body::BoxError;
-use crate::request::RemoteAddr;
+use crate::request::{CONNECTION_PEER, RemoteAddr};
 
 /// A TCP listener that serves a `tower::Service` (a [`Router`](crate::Router), a
 /// [`Server`](crate::Server), or any other) over HTTP/1.1 and HTTP/2 without TLS (h2c, by
@@ -129,8 +129,9 @@ impl Listener {
     }
 
     /// Serves `service` until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish (up to the drain timeout) and returns. Each request carries the peer's
-    /// [`RemoteAddr`] in its extensions.
+    /// finish (up to the drain timeout) and returns. Kit servers learn each request's peer
+    /// ([`RequestInfo::remote_addr`](crate::RequestInfo::remote_addr)); HTTP/2 requests also
+    /// carry it as the [`RemoteAddr`] extension.
     ///
     /// Returns an error if accepting fails for a reason other than a per-connection one, or if
     /// connections were still open when the drain timeout passed.
@@ -178,7 +179,7 @@ impl Listener {
             let watcher = graceful.watcher();
             #[cfg(feature = "tls")]
             let tls = self.tls.clone();
-            tokio::spawn(async move {
+            tokio::spawn(CONNECTION_PEER.scope(peer, async move {
                 // hyper's header timeout starts once it knows the protocol; a client that sends
                 // nothing at all is dropped here.
                 if !first_byte_within(&stream, header_read_timeout).await {
@@ -197,7 +198,7 @@ impl Listener {
                 }
                 let connection = builder.serve_connection(TokioIo::new(stream), hyper_service);
                 let _ = watcher.watch(connection.into_owned()).await;
-            });
+            }));
         }
         drop(self.listener);
         match tokio::time::timeout(self.drain_timeout, graceful.shutdown()).await {

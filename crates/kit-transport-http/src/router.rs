@@ -33,7 +33,9 @@ where
     Resp: Send + 'static,
 {
     fn handle(&self, request: Request<AnyBody>) -> ResponseFuture {
-        Box::pin(self.handle(request))
+        // The body is boxed already: no second box around it.
+        let server = self.clone();
+        Box::pin(async move { server.handle_boxed(request).await })
     }
 }
 
@@ -146,14 +148,30 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = RouterFuture;
 
     fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let response = self.dispatch(box_body(request));
-        Box::pin(async move { Ok(response.await) })
+    fn call(&mut self, request: Request<B>) -> RouterFuture {
+        RouterFuture(self.dispatch(box_body(request)))
+    }
+}
+
+/// The response future of a [`Router`]; it never fails.
+pub struct RouterFuture(ResponseFuture);
+
+impl Future for RouterFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx).map(Ok)
+    }
+}
+
+impl fmt::Debug for RouterFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RouterFuture")
     }
 }

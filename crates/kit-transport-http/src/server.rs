@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use bytes::Bytes;
-use http::{HeaderName, Method, Request, Response, StatusCode, Uri, request::Parts};
+use http::{Request, Response, StatusCode, request::Parts};
 use http_body::Body as HttpBody;
 use http_body_util::Full;
 use kit_core::{Context, Endpoint, Error};
@@ -23,17 +23,14 @@ type After = Arc<dyn Fn(&Context, &mut http::response::Parts) + Send + Sync>;
 type ErrorEncoder = Arc<dyn Fn(&Context, &Error) -> Response<Bytes> + Send + Sync>;
 type ErrorHandler = Arc<dyn Fn(&Context, &Error) + Send + Sync>;
 type Finalizer = Arc<dyn Fn(&Context, &Finished) + Send + Sync>;
-type Decode<Req> = Arc<dyn Fn(&Context, Request<Bytes>) -> Result<Req, Error> + Send + Sync>;
+type Decode<Req> = Arc<dyn Fn(&Context, &Request<Bytes>) -> Result<Req, Error> + Send + Sync>;
 type Encode<Resp> = Arc<dyn Fn(&Context, Resp) -> Result<Response<Bytes>, Error> + Send + Sync>;
 
-/// What a finalizer learns about a request once its response is ready.
+/// What a finalizer learns about a request once its response is ready; the request itself is
+/// the context's [`RequestInfo`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Finished {
-    /// The request method.
-    pub method: Method,
-    /// The request URI.
-    pub uri: Uri,
     /// The response status.
     pub status: StatusCode,
     /// The length of the response body.
@@ -51,12 +48,11 @@ struct Options {
     error_handlers: Vec<ErrorHandler>,
     finalizers: Vec<Finalizer>,
     body_limit: usize,
-    capture_headers: Vec<HeaderName>,
 }
 
 /// A server's hooks and limits, shareable between the servers of a service (clone it, or pass
 /// it to each with [`Server::options`]). Defaults: no hooks, the JSON
-/// [`encode_error`](crate::encode_error), a 1 MiB body limit, no captured headers.
+/// [`encode_error`](crate::encode_error), a 1 MiB body limit.
 #[derive(Clone)]
 pub struct ServerOptions {
     inner: Arc<Options>,
@@ -72,7 +68,6 @@ impl Default for ServerOptions {
                 error_handlers: Vec::new(),
                 finalizers: Vec::new(),
                 body_limit: DEFAULT_BODY_LIMIT,
-                capture_headers: Vec::new(),
             }),
         }
     }
@@ -128,11 +123,6 @@ impl ServerOptions {
     pub fn body_limit(self, bytes: usize) -> Self {
         self.edit(|o| o.body_limit = bytes)
     }
-
-    /// Request headers to copy into [`RequestInfo::headers`].
-    pub fn capture_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
-        self.edit(|o| o.capture_headers.extend(names))
-    }
 }
 
 impl fmt::Debug for ServerOptions {
@@ -144,7 +134,6 @@ impl fmt::Debug for ServerOptions {
             .field("error_handlers", &o.error_handlers.len())
             .field("finalizers", &o.finalizers.len())
             .field("body_limit", &o.body_limit)
-            .field("capture_headers", &o.capture_headers)
             .finish_non_exhaustive()
     }
 }
@@ -153,8 +142,9 @@ impl fmt::Debug for ServerOptions {
 /// encoded; any error becomes a response through the error encoder.
 ///
 /// The body is read whole first (up to the [body limit](ServerOptions::body_limit): 413
-/// beyond). The endpoint's context holds a [`RequestInfo`] (method, path, host, peer, request
-/// id, captured headers); the request id is echoed in `x-request-id`. A response with status
+/// beyond). The decoder sees the whole request; the endpoint's context then holds its head as a
+/// [`RequestInfo`] (method, path, host, headers, peer, request id); a request id the client
+/// sent, or one the service asked for, is echoed in `x-request-id`. A response with status
 /// 204 is sent without a body. A `Server` is a `tower::Service` for any request body and is
 /// cheap to clone.
 pub struct Server<E, Req, Resp> {
@@ -195,7 +185,7 @@ where
     /// [`json::encode_response`](crate::json::encode_response)).
     pub fn new(
         endpoint: E,
-        decode: impl Fn(&Context, Request<Bytes>) -> Result<Req, Error> + Send + Sync + 'static,
+        decode: impl Fn(&Context, &Request<Bytes>) -> Result<Req, Error> + Send + Sync + 'static,
         encode: impl Fn(&Context, Resp) -> Result<Response<Bytes>, Error> + Send + Sync + 'static,
     ) -> Self {
         Server {
@@ -226,24 +216,34 @@ where
         async move { server.handle_boxed(request).await }
     }
 
-    async fn handle_boxed(&self, request: Request<AnyBody>) -> Response<Body> {
+    pub(crate) async fn handle_boxed(&self, request: Request<AnyBody>) -> Response<Body> {
         let options = &self.options.inner;
         let (parts, body) = request.into_parts();
-        let info = RequestInfo::from_parts(&parts, &options.capture_headers);
-        let request_id = info.request_id.clone();
-        let (method, uri) = (parts.method.clone(), parts.uri.clone());
-        let mut cx = Context::new().with_value(info);
+        let mut cx = Context::new();
         for before in &options.before {
             cx = before(cx, &parts);
         }
-
-        let result = async {
-            let body = read_limited(body, options.body_limit).await?;
-            let request = (self.decode)(&cx, Request::from_parts(parts, body))?;
-            let response = self.endpoint.call(cx.clone(), request).await?;
-            (self.encode)(&cx, response)
-        }
-        .await;
+        // The request's head moves into the context once the decoder is done with it: the
+        // endpoint, the hooks after it and the finalizer read it there, and nothing is cloned.
+        let decoded = match read_limited(body, options.body_limit).await {
+            Ok(body) => {
+                let request = Request::from_parts(parts, body);
+                let decoded = (self.decode)(&cx, &request);
+                cx = cx.with_value(RequestInfo::new(request.into_parts().0));
+                decoded
+            }
+            Err(err) => {
+                cx = cx.with_value(RequestInfo::new(parts));
+                Err(err)
+            }
+        };
+        let result = match decoded {
+            Ok(request) => match self.endpoint.call(cx.clone(), request).await {
+                Ok(response) => (self.encode)(&cx, response),
+                Err(err) => Err(err),
+            },
+            Err(err) => Err(err),
+        };
         let mut response = match result {
             Ok(response) => {
                 let (mut head, body) = response.into_parts();
@@ -262,14 +262,17 @@ where
         if response.status() == StatusCode::NO_CONTENT {
             *response.body_mut() = Bytes::new();
         }
-        response
-            .headers_mut()
-            .entry(&X_REQUEST_ID)
-            .or_insert(request_id);
+        let request_id = cx
+            .get::<RequestInfo>()
+            .and_then(RequestInfo::request_id_header);
+        if let Some(id) = request_id {
+            response
+                .headers_mut()
+                .entry(&X_REQUEST_ID)
+                .or_insert_with(|| id.clone());
+        }
         if !options.finalizers.is_empty() {
             let finished = Finished {
-                method,
-                uri,
                 status: response.status(),
                 bytes_written: response.body().len() as u64,
             };

@@ -151,10 +151,11 @@ impl JsonRpcServer {
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
             return response.map(Full::new);
         }
-        let mut cx = Context::new().with_value(RequestInfo::from_parts(&parts, &[]));
+        let mut cx = Context::new();
         for before in &self.before {
             cx = before(cx, &parts);
         }
+        let cx = cx.with_value(RequestInfo::new(parts));
         let body = match read_limited(body, BODY_LIMIT).await {
             Ok(body) => body,
             Err(err) => return encode_error(&err).map(Full::new),
