@@ -167,7 +167,11 @@ impl Listener {
             let service = service.clone();
             let hyper_service =
                 hyper::service::service_fn(move |mut request: Request<Incoming>| {
-                    request.extensions_mut().insert(RemoteAddr(peer));
+                    // HTTP/1.1 requests learn the peer from the connection's task
+                    // (CONNECTION_PEER); HTTP/2 streams run on tasks of their own.
+                    if request.version() == http::Version::HTTP_2 {
+                        request.extensions_mut().insert(RemoteAddr(peer));
+                    }
                     let mut service = service.clone();
                     async move {
                         std::future::poll_fn(|cx| service.poll_ready(cx)).await?;

@@ -37,10 +37,10 @@ pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-
 impl RequestInfo {
     pub(crate) fn new(head: Parts) -> RequestInfo {
         let request_id = std::sync::OnceLock::new();
-        if let Some(id) = head.headers.get(&X_REQUEST_ID) {
-            if is_sane_request_id(id.as_bytes()) {
-                let _ = request_id.set(id.clone());
-            }
+        if let Some(id) = head.headers.get(&X_REQUEST_ID)
+            && is_sane_request_id(id.as_bytes())
+        {
+            let _ = request_id.set(id.clone());
         }
         let remote_addr = match head.extensions.get::<RemoteAddr>() {
             Some(addr) => Some(addr.0),
