@@ -49,6 +49,7 @@
 
 mod body;
 mod client;
+mod drain;
 mod error;
 pub mod json;
 pub mod jsonrpc;

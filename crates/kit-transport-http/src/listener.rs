@@ -12,10 +12,10 @@ use http_body::Body as HttpBody;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::body::BoxError;
+use crate::drain::Drain;
 use crate::request::{CONNECTION_PEER, RemoteAddr};
 
 /// A TCP listener that serves a `tower::Service` (a [`Router`](crate::Router), a
@@ -147,7 +147,7 @@ impl Listener {
         B::Error: Into<BoxError>,
     {
         let builder = self.builder();
-        let graceful = GracefulShutdown::new();
+        let drain = Drain::default();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -180,13 +180,19 @@ impl Listener {
                 });
             let header_read_timeout = self.header_read_timeout;
             let builder = builder.clone();
-            let watcher = graceful.watcher();
+            let tracked = drain.track();
             #[cfg(feature = "tls")]
             let tls = self.tls.clone();
             tokio::spawn(CONNECTION_PEER.scope(peer, async move {
                 // hyper's header timeout starts once it knows the protocol; a client that sends
                 // nothing at all is dropped here.
-                if !first_byte_within(&stream, header_read_timeout).await {
+                // A connection that has sent nothing yet when the drain starts has nothing in
+                // flight: it is closed at once.
+                let ready = tokio::select! {
+                    ready = first_byte_within(&stream, header_read_timeout) => ready,
+                    () = tracked.draining() => false,
+                };
+                if !ready {
                     return;
                 }
                 #[cfg(feature = "tls")]
@@ -196,16 +202,16 @@ impl Listener {
                     if let Ok(Ok(stream)) = handshake.await {
                         let connection =
                             builder.serve_connection(TokioIo::new(stream), hyper_service);
-                        let _ = watcher.watch(connection.into_owned()).await;
+                        tracked.serve(connection.into_owned()).await;
                     }
                     return;
                 }
                 let connection = builder.serve_connection(TokioIo::new(stream), hyper_service);
-                let _ = watcher.watch(connection.into_owned()).await;
+                tracked.serve(connection.into_owned()).await;
             }));
         }
         drop(self.listener);
-        match tokio::time::timeout(self.drain_timeout, graceful.shutdown()).await {
+        match tokio::time::timeout(self.drain_timeout, drain.drain()).await {
             Ok(()) => Ok(()),
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,

@@ -133,3 +133,30 @@ async fn a_drain_that_outlasts_its_timeout_is_reported() {
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     stuck.abort();
 }
+
+#[tokio::test]
+async fn idle_and_silent_connections_do_not_hold_up_the_drain() {
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        // Far longer than the test may take: the drain must not wait for these to time out.
+        .header_read_timeout(Duration::from_secs(3600))
+        .drain_timeout(Duration::from_secs(3600));
+    let running = Running::start(listener, slow_router(Duration::ZERO, Arc::default())).await;
+    let mut idle = TcpStream::connect(running.addr).await.unwrap();
+    idle.write_all(b"POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n5")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = idle.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    let silent = TcpStream::connect(running.addr).await.unwrap();
+    // Let the listener accept the silent one before the drain starts.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::timeout(Duration::from_secs(30), running.stop())
+        .await
+        .expect("the drain ends without waiting for idle connections")
+        .unwrap();
+    assert!(closed_by_server(idle).await.is_empty());
+    assert!(closed_by_server(silent).await.is_empty());
+}

@@ -243,20 +243,23 @@ async fn responses_choose_status_and_headers_and_204_has_no_body() {
     running.stop().await.unwrap();
 }
 
+/// What the endpoint read from its RequestInfo: method, path, query, host, request id, user
+/// agent, peer.
+type SeenRequest = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    std::net::SocketAddr,
+);
+
 /// What the hooks and the endpoint saw.
 #[derive(Default)]
 struct Seen {
     tenant: Option<String>,
-    /// method, path, query, host, request id, user agent, peer.
-    info: Option<(
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-        std::net::SocketAddr,
-    )>,
+    info: Option<SeenRequest>,
     errors: Vec<String>,
     finished: Vec<(u16, u64)>,
 }

@@ -1,0 +1,121 @@
+//! The graceful drain of a listener's connections: on shutdown each open connection is told to
+//! finish its in-flight requests and close, and the listener waits until all have.
+//!
+//! Each connection has its own `Notify`, so that polling a connection does not touch state shared
+//! with the others (hyper-util's `GracefulShutdown` has every connection poll one shared watch
+//! channel, a lock that all worker threads contend for on every request).
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::sync::Notify;
+
+#[derive(Default)]
+struct Shared {
+    closing: AtomicBool,
+    open: AtomicUsize,
+    next_id: AtomicU64,
+    connections: Mutex<HashMap<u64, Arc<Notify>>>,
+    all_closed: Notify,
+}
+
+/// The listener's side: registers connections, starts the drain, waits for it.
+#[derive(Clone, Default)]
+pub(crate) struct Drain {
+    shared: Arc<Shared>,
+}
+
+/// A connection's side: held by its task, deregisters on drop.
+pub(crate) struct Tracked {
+    shared: Arc<Shared>,
+    id: u64,
+    signal: Arc<Notify>,
+}
+
+impl Drain {
+    /// Registers a connection; call before spawning its task, so that a drain started later
+    /// reaches it.
+    pub(crate) fn track(&self) -> Tracked {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let signal = Arc::new(Notify::new());
+        self.shared.open.fetch_add(1, Ordering::SeqCst);
+        self.connections().insert(id, Arc::clone(&signal));
+        Tracked {
+            shared: Arc::clone(&self.shared),
+            id,
+            signal,
+        }
+    }
+
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Notify>>> {
+        self.shared
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells every open connection to finish and close, then waits until all have.
+    pub(crate) async fn drain(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        for signal in self.connections().values() {
+            // A stored permit: a connection not yet waiting sees it when it does.
+            signal.notify_one();
+        }
+        loop {
+            let mut closed = pin!(self.shared.all_closed.notified());
+            closed.as_mut().enable();
+            if self.shared.open.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
+impl Tracked {
+    /// Completes when the drain starts (at once if it has).
+    pub(crate) async fn draining(&self) {
+        let signalled = self.signal.notified();
+        if !self.shared.closing.load(Ordering::SeqCst) {
+            signalled.await;
+        }
+    }
+
+    /// Serves `connection` until it ends, shutting it down gracefully when the drain starts.
+    pub(crate) async fn serve<C: GracefulConnection>(&self, connection: C) {
+        let mut connection = pin!(connection);
+        let mut signalled = pin!(self.signal.notified());
+        let mut draining = self.shared.closing.load(Ordering::SeqCst);
+        if draining {
+            connection.as_mut().graceful_shutdown();
+        }
+        loop {
+            tokio::select! {
+                biased;
+                _ = connection.as_mut() => return,
+                () = signalled.as_mut(), if !draining => {
+                    draining = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.shared
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+        if self.shared.open.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.shared.closing.load(Ordering::SeqCst)
+        {
+            self.shared.all_closed.notify_one();
+        }
+    }
+}
