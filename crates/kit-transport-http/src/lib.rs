@@ -68,3 +68,8 @@ pub use router::{Router, RouterFuture};
 #[cfg(feature = "tls")]
 pub use rustls;
 pub use server::{Finished, Server, ServerOptions};
+
+// The README's example is compiled with the doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
