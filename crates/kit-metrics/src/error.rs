@@ -22,6 +22,13 @@ pub enum MetricError {
         /// How many values were given.
         got: usize,
     },
+    /// `with` was called on an instance that was already labelled; label the metric as it was
+    /// made, with all its label values at once.
+    #[error("metric {metric:?} is already labelled: call with() on the metric as it was made")]
+    AlreadyLabelled {
+        /// The metric's name.
+        metric: String,
+    },
     /// The backend refused the metric (for Prometheus: a name already registered with other
     /// labels or help).
     #[error("{0}")]

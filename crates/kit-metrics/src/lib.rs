@@ -1,5 +1,9 @@
 //! kit-metrics: counters, gauges and histograms with label values, for services that must
-//! report to whatever their operators run (Prometheus, StatsD, DogStatsD).
+//! report to whatever their operators run.
+//!
+//! **Status: partly implemented** (RFC 0003). Ready: the traits, the Prometheus backend with its
+//! exposition handler, in-memory, discard and multi backends, the timer and the endpoint
+//! middleware. Not built yet: the StatsD, DogStatsD, Influx and Graphite backends.
 //!
 //! go-kit's rule holds here: **metrics are dependencies passed into constructors, never
 //! globals.** A component that counts takes a [`Counter`] (or [`Gauge`], [`Histogram`]) as a
@@ -53,7 +57,9 @@ pub use timer::Timer;
 /// Cloning is cheap and clones update the same series.
 pub trait Counter: Clone + Send + Sync + 'static {
     /// The series for `label_values`, one per label name the counter was declared with, in
-    /// the same order. A different number of values is [`MetricError::LabelArity`].
+    /// the same order. A different number of values is [`MetricError::LabelArity`]; calling it
+    /// on an instance that `with` returned is [`MetricError::AlreadyLabelled`] (all labels are
+    /// given at once, on the metric as it was made).
     fn with(&self, label_values: &[&str]) -> Result<Self, MetricError>;
 
     /// Adds `delta`. Counters only go up: a negative or NaN delta is ignored, so that a bad
@@ -145,3 +151,8 @@ pub(crate) fn check_label_names(names: &[&str]) -> Result<(), MetricError> {
     }
     Ok(())
 }
+
+// The README's example is compiled and run with the doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(all(doctest, feature = "prometheus"))]
+pub struct ReadmeDoctests;

@@ -41,7 +41,12 @@ impl<T: Default> Family<T> {
         f(series.get(&key))
     }
 
-    fn labelled(&self, label_values: &[&str]) -> Result<Vec<String>, MetricError> {
+    fn labelled(&self, already: bool, label_values: &[&str]) -> Result<Vec<String>, MetricError> {
+        if already {
+            return Err(MetricError::AlreadyLabelled {
+                metric: self.name.clone(),
+            });
+        }
         check_arity(&self.name, self.label_names, label_values)?;
         Ok(label_values.iter().map(|s| (*s).to_owned()).collect())
     }
@@ -57,6 +62,7 @@ impl<T: Default> Family<T> {
 pub struct MemoryCounter {
     family: Arc<Family<f64>>,
     labels: Vec<String>,
+    labelled: bool,
 }
 
 impl MemoryCounter {
@@ -65,6 +71,7 @@ impl MemoryCounter {
         let family = Family::new(name, label_names)?;
         Ok(MemoryCounter {
             labels: family.unlabelled(),
+            labelled: false,
             family,
         })
     }
@@ -80,7 +87,8 @@ impl Counter for MemoryCounter {
     fn with(&self, label_values: &[&str]) -> Result<Self, MetricError> {
         Ok(MemoryCounter {
             family: Arc::clone(&self.family),
-            labels: self.family.labelled(label_values)?,
+            labels: self.family.labelled(self.labelled, label_values)?,
+            labelled: true,
         })
     }
 
@@ -96,6 +104,7 @@ impl Counter for MemoryCounter {
 pub struct MemoryGauge {
     family: Arc<Family<f64>>,
     labels: Vec<String>,
+    labelled: bool,
 }
 
 impl MemoryGauge {
@@ -104,6 +113,7 @@ impl MemoryGauge {
         let family = Family::new(name, label_names)?;
         Ok(MemoryGauge {
             labels: family.unlabelled(),
+            labelled: false,
             family,
         })
     }
@@ -119,7 +129,8 @@ impl Gauge for MemoryGauge {
     fn with(&self, label_values: &[&str]) -> Result<Self, MetricError> {
         Ok(MemoryGauge {
             family: Arc::clone(&self.family),
-            labels: self.family.labelled(label_values)?,
+            labels: self.family.labelled(self.labelled, label_values)?,
+            labelled: true,
         })
     }
 
@@ -137,6 +148,7 @@ impl Gauge for MemoryGauge {
 pub struct MemoryHistogram {
     family: Arc<Family<Vec<f64>>>,
     labels: Vec<String>,
+    labelled: bool,
 }
 
 impl MemoryHistogram {
@@ -145,6 +157,7 @@ impl MemoryHistogram {
         let family = Family::new(name, label_names)?;
         Ok(MemoryHistogram {
             labels: family.unlabelled(),
+            labelled: false,
             family,
         })
     }
@@ -172,7 +185,8 @@ impl Histogram for MemoryHistogram {
     fn with(&self, label_values: &[&str]) -> Result<Self, MetricError> {
         Ok(MemoryHistogram {
             family: Arc::clone(&self.family),
-            labels: self.family.labelled(label_values)?,
+            labels: self.family.labelled(self.labelled, label_values)?,
+            labelled: true,
         })
     }
 

@@ -41,6 +41,31 @@ fn backend(err: prometheus::Error) -> MetricError {
     MetricError::Backend(err.to_string())
 }
 
+fn arity_or_backend<V>(
+    family: &Family<V>,
+    label_values: &[&str],
+    err: prometheus::Error,
+) -> MetricError {
+    match check_arity(&family.name, family.label_names, label_values) {
+        Err(arity) => arity,
+        Ok(()) => backend(err),
+    }
+}
+
+/// The family of an instance as made, or the error for calling `with` on a labelled one.
+fn made<'a, V, M: Collector>(
+    family: &'a Option<Arc<Family<V>>>,
+    series: Option<&M>,
+) -> Result<&'a Family<V>, MetricError> {
+    family
+        .as_deref()
+        .ok_or_else(|| MetricError::AlreadyLabelled {
+            metric: series
+                .and_then(|s| s.desc().first().map(|d| d.fq_name.clone()))
+                .unwrap_or_default(),
+        })
+}
+
 /// The series an instance that was never labelled updates: the only one for a metric without
 /// labels, or the one with every label `unknown` (go-kit's choice), made on first use so that a
 /// labelled metric shows no `unknown` series it never had.
@@ -48,12 +73,21 @@ fn unknown<T>(label_names: usize, get: impl FnOnce(&[&str]) -> prometheus::Resul
     get(&vec![UNKNOWN; label_names]).ok()
 }
 
+/// What the instances of one metric share: shared behind one `Arc`, so that labelling an
+/// instance costs one reference count.
+#[derive(Debug)]
+struct Family<V> {
+    vec: V,
+    name: Box<str>,
+    label_names: usize,
+}
+
 /// A Prometheus counter: a `CounterVec` registered in a registry, and one of its series.
 #[derive(Clone, Debug)]
 pub struct PrometheusCounter {
-    vec: CounterVec,
-    name: Arc<str>,
-    label_names: usize,
+    /// The metric as made; `None` in labelled instances, which need only their series (so
+    /// that labelling per call costs what the `prometheus` crate's lookup costs).
+    family: Option<Arc<Family<CounterVec>>>,
     series: Option<prometheus::Counter>,
 }
 
@@ -88,24 +122,37 @@ impl PrometheusCounter {
             _ => None,
         };
         Ok(PrometheusCounter {
-            vec,
-            name: name.into(),
-            label_names: label_names.len(),
+            family: Some(Arc::new(Family {
+                vec,
+                name: name.into(),
+                label_names: label_names.len(),
+            })),
             series,
+        })
+    }
+}
+
+impl PrometheusCounter {
+    /// The `unknown` series, for updates through the metric as made.
+    fn unknown_series(&self) -> Option<prometheus::Counter> {
+        let family = self.family.as_ref()?;
+        unknown(family.label_names, |v| {
+            family.vec.get_metric_with_label_values(v)
         })
     }
 }
 
 impl Counter for PrometheusCounter {
     fn with(&self, label_values: &[&str]) -> Result<Self, MetricError> {
-        check_arity(&self.name, self.label_names, label_values)?;
-        let series = self
+        let family = made(&self.family, self.series.as_ref())?;
+        // The crate checks the arity itself; its error becomes ours.
+        let series = family
             .vec
             .get_metric_with_label_values(label_values)
-            .map_err(backend)?;
+            .map_err(|err| arity_or_backend(family, label_values, err))?;
         Ok(PrometheusCounter {
+            family: None,
             series: Some(series),
-            ..self.clone()
         })
     }
 
@@ -118,9 +165,7 @@ impl Counter for PrometheusCounter {
         match &self.series {
             Some(series) => series.inc_by(delta),
             None => {
-                if let Some(series) = unknown(self.label_names, |v| {
-                    self.vec.get_metric_with_label_values(v)
-                }) {
+                if let Some(series) = self.unknown_series() {
                     series.inc_by(delta);
                 }
             }
@@ -131,9 +176,9 @@ impl Counter for PrometheusCounter {
 /// A Prometheus gauge: a `GaugeVec` registered in a registry, and one of its series.
 #[derive(Clone, Debug)]
 pub struct PrometheusGauge {
-    vec: GaugeVec,
-    name: Arc<str>,
-    label_names: usize,
+    /// The metric as made; `None` in labelled instances, which need only their series (so
+    /// that labelling per call costs what the `prometheus` crate's lookup costs).
+    family: Option<Arc<Family<GaugeVec>>>,
     series: Option<prometheus::Gauge>,
 }
 
@@ -157,9 +202,11 @@ impl PrometheusGauge {
             _ => None,
         };
         Ok(PrometheusGauge {
-            vec,
-            name: name.into(),
-            label_names: label_names.len(),
+            family: Some(Arc::new(Family {
+                vec,
+                name: name.into(),
+                label_names: label_names.len(),
+            })),
             series,
         })
     }
@@ -168,9 +215,7 @@ impl PrometheusGauge {
         match &self.series {
             Some(series) => f(series),
             None => {
-                if let Some(series) = unknown(self.label_names, |v| {
-                    self.vec.get_metric_with_label_values(v)
-                }) {
+                if let Some(series) = self.unknown_series() {
                     f(&series);
                 }
             }
@@ -178,16 +223,27 @@ impl PrometheusGauge {
     }
 }
 
+impl PrometheusGauge {
+    /// The `unknown` series, for updates through the metric as made.
+    fn unknown_series(&self) -> Option<prometheus::Gauge> {
+        let family = self.family.as_ref()?;
+        unknown(family.label_names, |v| {
+            family.vec.get_metric_with_label_values(v)
+        })
+    }
+}
+
 impl Gauge for PrometheusGauge {
     fn with(&self, label_values: &[&str]) -> Result<Self, MetricError> {
-        check_arity(&self.name, self.label_names, label_values)?;
-        let series = self
+        let family = made(&self.family, self.series.as_ref())?;
+        // The crate checks the arity itself; its error becomes ours.
+        let series = family
             .vec
             .get_metric_with_label_values(label_values)
-            .map_err(backend)?;
+            .map_err(|err| arity_or_backend(family, label_values, err))?;
         Ok(PrometheusGauge {
+            family: None,
             series: Some(series),
-            ..self.clone()
         })
     }
 
@@ -203,9 +259,9 @@ impl Gauge for PrometheusGauge {
 /// A Prometheus histogram: a `HistogramVec` registered in a registry, and one of its series.
 #[derive(Clone, Debug)]
 pub struct PrometheusHistogram {
-    vec: HistogramVec,
-    name: Arc<str>,
-    label_names: usize,
+    /// The metric as made; `None` in labelled instances, which need only their series (so
+    /// that labelling per call costs what the `prometheus` crate's lookup costs).
+    family: Option<Arc<Family<HistogramVec>>>,
     series: Option<prometheus::Histogram>,
 }
 
@@ -233,24 +289,37 @@ impl PrometheusHistogram {
             _ => None,
         };
         Ok(PrometheusHistogram {
-            vec,
-            name: name.into(),
-            label_names: label_names.len(),
+            family: Some(Arc::new(Family {
+                vec,
+                name: name.into(),
+                label_names: label_names.len(),
+            })),
             series,
+        })
+    }
+}
+
+impl PrometheusHistogram {
+    /// The `unknown` series, for updates through the metric as made.
+    fn unknown_series(&self) -> Option<prometheus::Histogram> {
+        let family = self.family.as_ref()?;
+        unknown(family.label_names, |v| {
+            family.vec.get_metric_with_label_values(v)
         })
     }
 }
 
 impl Histogram for PrometheusHistogram {
     fn with(&self, label_values: &[&str]) -> Result<Self, MetricError> {
-        check_arity(&self.name, self.label_names, label_values)?;
-        let series = self
+        let family = made(&self.family, self.series.as_ref())?;
+        // The crate checks the arity itself; its error becomes ours.
+        let series = family
             .vec
             .get_metric_with_label_values(label_values)
-            .map_err(backend)?;
+            .map_err(|err| arity_or_backend(family, label_values, err))?;
         Ok(PrometheusHistogram {
+            family: None,
             series: Some(series),
-            ..self.clone()
         })
     }
 
@@ -258,9 +327,7 @@ impl Histogram for PrometheusHistogram {
         match &self.series {
             Some(series) => series.observe(value),
             None => {
-                if let Some(series) = unknown(self.label_names, |v| {
-                    self.vec.get_metric_with_label_values(v)
-                }) {
+                if let Some(series) = self.unknown_series() {
                     series.observe(value);
                 }
             }

@@ -51,6 +51,11 @@ fn memory_metrics_check_names_and_arity() {
             got: 1
         }
     );
+    let labelled = c.with(&["x", "y"]).unwrap();
+    assert_eq!(
+        labelled.with(&["x", "y"]).unwrap_err().to_string(),
+        "metric \"ok_total\" is already labelled: call with() on the metric as it was made"
+    );
 }
 
 #[test]

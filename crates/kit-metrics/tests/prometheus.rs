@@ -142,6 +142,13 @@ fn names_labels_and_arity_are_checked_when_metrics_are_made_and_labelled() {
         "metric \"kit_c_total\" has 2 label names but was given 1 label values"
     );
     assert!(counter.with(&["1", "2", "3"]).is_err());
+    let labelled = counter.with(&["1", "2"]).unwrap();
+    assert_eq!(
+        labelled.with(&["1", "2"]).unwrap_err(),
+        MetricError::AlreadyLabelled {
+            metric: "kit_c_total".into()
+        }
+    );
     // The same name twice in one registry is refused, with the registry's reason.
     let again = PrometheusCounter::new(&registry, "kit_c_total", "h", &["a", "b"]).unwrap_err();
     assert!(matches!(again, MetricError::Backend(_)), "{again}");
