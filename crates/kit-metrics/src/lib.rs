@@ -40,16 +40,21 @@
 
 pub mod discard;
 mod error;
+pub mod graphite;
+pub mod influx;
 pub mod memory;
 mod middleware;
 mod multi;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+mod push;
+pub mod statsd;
 mod timer;
 
 pub use error::MetricError;
 pub use middleware::{EndpointMetrics, InstrumentedEndpoint, METHOD_OUTCOME_LABELS};
 pub use multi::Multi;
+pub use push::{PushCounter, PushGauge, PushHistogram, PushOptions};
 pub use timer::Timer;
 
 /// A value that only goes up: requests served, bytes sent, errors.
