@@ -1,9 +1,9 @@
 //! kit-metrics: counters, gauges and histograms with label values, for services that must
 //! report to whatever their operators run.
 //!
-//! **Status: partly implemented** (RFC 0003). Ready: the traits, the Prometheus backend with its
-//! exposition handler, in-memory, discard and multi backends, the timer and the endpoint
-//! middleware. Not built yet: the StatsD, DogStatsD, Influx and Graphite backends.
+//! Backends: [`prometheus`] (pulled, with a `/metrics` handler), the push backends
+//! [`statsd`] (StatsD and DogStatsD), [`influx`] and [`graphite`], and [`memory`],
+//! [`discard`] and [`Multi`].
 //!
 //! go-kit's rule holds here: **metrics are dependencies passed into constructors, never
 //! globals.** A component that counts takes a [`Counter`] (or [`Gauge`], [`Histogram`]) as a
