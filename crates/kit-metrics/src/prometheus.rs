@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
-use prometheus::core::Collector;
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, TextEncoder};
 pub use prometheus::{DEFAULT_BUCKETS, Registry};
 
@@ -28,53 +28,11 @@ use crate::{
 /// writes it.
 const UNKNOWN: &str = "unknown";
 
-fn register(
-    registry: &Registry,
-    collector: impl Collector + Clone + 'static,
-) -> Result<(), MetricError> {
-    registry
-        .register(Box::new(collector))
-        .map_err(|err| MetricError::Backend(err.to_string()))
-}
-
 fn backend(err: prometheus::Error) -> MetricError {
     MetricError::Backend(err.to_string())
 }
 
-fn arity_or_backend<V>(
-    family: &Family<V>,
-    label_values: &[&str],
-    err: prometheus::Error,
-) -> MetricError {
-    match check_arity(&family.name, family.label_names, label_values) {
-        Err(arity) => arity,
-        Ok(()) => backend(err),
-    }
-}
-
-/// The family of an instance as made, or the error for calling `with` on a labelled one.
-fn made<'a, V, M: Collector>(
-    family: &'a Option<Arc<Family<V>>>,
-    series: Option<&M>,
-) -> Result<&'a Family<V>, MetricError> {
-    family
-        .as_deref()
-        .ok_or_else(|| MetricError::AlreadyLabelled {
-            metric: series
-                .and_then(|s| s.desc().first().map(|d| d.fq_name.clone()))
-                .unwrap_or_default(),
-        })
-}
-
-/// The series an instance that was never labelled updates: the only one for a metric without
-/// labels, or the one with every label `unknown` (go-kit's choice), made on first use so that a
-/// labelled metric shows no `unknown` series it never had.
-fn unknown<T>(label_names: usize, get: impl FnOnce(&[&str]) -> prometheus::Result<T>) -> Option<T> {
-    get(&vec![UNKNOWN; label_names]).ok()
-}
-
-/// What the instances of one metric share: shared behind one `Arc`, so that labelling an
-/// instance costs one reference count.
+/// What the instances of one metric share, behind one `Arc`.
 #[derive(Debug)]
 struct Family<V> {
     vec: V,
@@ -82,13 +40,110 @@ struct Family<V> {
     label_names: usize,
 }
 
-/// A Prometheus counter: a `CounterVec` registered in a registry, and one of its series.
+/// A Prometheus metric: a metric vector registered in a registry, and one of its series. Used
+/// as [`PrometheusCounter`], [`PrometheusGauge`] and [`PrometheusHistogram`].
+///
+/// The metric as made keeps the vector; the instances `with` returns keep only their series,
+/// so that labelling per call costs what the `prometheus` crate's lookup costs. Updates through
+/// the metric as made go to its only series (no labels) or to the one whose labels are all
+/// `unknown` (go-kit's choice), made on first use so that a labelled metric shows no `unknown`
+/// series it never had.
 #[derive(Clone, Debug)]
-pub struct PrometheusCounter {
-    /// The metric as made; `None` in labelled instances, which need only their series (so
-    /// that labelling per call costs what the `prometheus` crate's lookup costs).
-    family: Option<Arc<Family<CounterVec>>>,
-    series: Option<prometheus::Counter>,
+pub struct PrometheusMetric<T: MetricVecBuilder> {
+    /// `None` in labelled instances.
+    family: Option<Arc<Family<MetricVec<T>>>>,
+    series: Option<T::M>,
+}
+
+/// A Prometheus counter (a `CounterVec` and one of its series).
+pub type PrometheusCounter = PrometheusMetric<<CounterVec as VecBuilder>::Builder>;
+/// A Prometheus gauge (a `GaugeVec` and one of its series).
+pub type PrometheusGauge = PrometheusMetric<<GaugeVec as VecBuilder>::Builder>;
+/// A Prometheus histogram (a `HistogramVec` and one of its series).
+pub type PrometheusHistogram = PrometheusMetric<<HistogramVec as VecBuilder>::Builder>;
+
+/// Names the builder of a metric vector, which the `prometheus` crate does not export.
+#[doc(hidden)]
+pub trait VecBuilder {
+    /// The vector's builder.
+    type Builder: MetricVecBuilder;
+}
+
+impl<T: MetricVecBuilder> VecBuilder for MetricVec<T> {
+    type Builder = T;
+}
+
+impl<T: MetricVecBuilder> PrometheusMetric<T>
+where
+    MetricVec<T>: Collector + Clone + 'static,
+    T::M: Collector,
+{
+    /// Registers `vec` (named `name`, with `label_names`) in `registry`.
+    fn register(
+        registry: &Registry,
+        name: &str,
+        label_names: &[&str],
+        vec: impl FnOnce() -> prometheus::Result<MetricVec<T>>,
+    ) -> Result<Self, MetricError> {
+        check_metric_name(name)?;
+        check_label_names(label_names)?;
+        let vec = vec().map_err(backend)?;
+        registry.register(Box::new(vec.clone())).map_err(backend)?;
+        let series = match label_names {
+            [] => Some(
+                vec.get_metric_with_label_values(&[] as &[&str])
+                    .map_err(backend)?,
+            ),
+            _ => None,
+        };
+        let family = Family {
+            vec,
+            name: name.into(),
+            label_names: label_names.len(),
+        };
+        Ok(PrometheusMetric {
+            family: Some(Arc::new(family)),
+            series,
+        })
+    }
+
+    fn labelled(&self, label_values: &[&str]) -> Result<Self, MetricError> {
+        let Some(family) = &self.family else {
+            let metric = self
+                .series
+                .as_ref()
+                .and_then(|s| s.desc().first().map(|d| d.fq_name.clone()))
+                .unwrap_or_default();
+            return Err(MetricError::AlreadyLabelled { metric });
+        };
+        // The crate checks the arity itself; its error becomes ours.
+        let series = family
+            .vec
+            .get_metric_with_label_values(label_values)
+            .map_err(
+                |err| match check_arity(&family.name, family.label_names, label_values) {
+                    Err(arity) => arity,
+                    Ok(()) => backend(err),
+                },
+            )?;
+        Ok(PrometheusMetric {
+            family: None,
+            series: Some(series),
+        })
+    }
+
+    fn update(&self, f: impl FnOnce(&T::M)) {
+        match (&self.series, &self.family) {
+            (Some(series), _) => f(series),
+            (None, Some(family)) => {
+                let unknown = vec![UNKNOWN; family.label_names];
+                if let Ok(series) = family.vec.get_metric_with_label_values(&unknown) {
+                    f(&series);
+                }
+            }
+            (None, None) => {}
+        }
+    }
 }
 
 impl PrometheusCounter {
@@ -96,9 +151,9 @@ impl PrometheusCounter {
     /// `help` and `label_names` in `registry`.
     ///
     /// ```
-    /// use kit_metrics::{Counter, prometheus::{PrometheusCounter, text}};
+    /// use kit_metrics::{Counter, prometheus::{PrometheusCounter, Registry, text}};
     ///
-    /// let registry = prometheus::Registry::new();
+    /// let registry = Registry::new();
     /// let requests =
     ///     PrometheusCounter::new(&registry, "requests_total", "Requests served.", &["method"]).unwrap();
     /// requests.with(&["sum"]).unwrap().add(1.0);
@@ -110,50 +165,15 @@ impl PrometheusCounter {
         help: &str,
         label_names: &[&str],
     ) -> Result<Self, MetricError> {
-        check_metric_name(name)?;
-        check_label_names(label_names)?;
-        let vec = CounterVec::new(Opts::new(name, help), label_names).map_err(backend)?;
-        register(registry, vec.clone())?;
-        let series = match label_names {
-            [] => Some(
-                vec.get_metric_with_label_values(&[] as &[&str])
-                    .map_err(backend)?,
-            ),
-            _ => None,
-        };
-        Ok(PrometheusCounter {
-            family: Some(Arc::new(Family {
-                vec,
-                name: name.into(),
-                label_names: label_names.len(),
-            })),
-            series,
-        })
-    }
-}
-
-impl PrometheusCounter {
-    /// The `unknown` series, for updates through the metric as made.
-    fn unknown_series(&self) -> Option<prometheus::Counter> {
-        let family = self.family.as_ref()?;
-        unknown(family.label_names, |v| {
-            family.vec.get_metric_with_label_values(v)
+        Self::register(registry, name, label_names, || {
+            CounterVec::new(Opts::new(name, help), label_names)
         })
     }
 }
 
 impl Counter for PrometheusCounter {
     fn with(&self, label_values: &[&str]) -> Result<Self, MetricError> {
-        let family = made(&self.family, self.series.as_ref())?;
-        // The crate checks the arity itself; its error becomes ours.
-        let series = family
-            .vec
-            .get_metric_with_label_values(label_values)
-            .map_err(|err| arity_or_backend(family, label_values, err))?;
-        Ok(PrometheusCounter {
-            family: None,
-            series: Some(series),
-        })
+        self.labelled(label_values)
     }
 
     fn add(&self, delta: f64) {
@@ -162,24 +182,8 @@ impl Counter for PrometheusCounter {
         if delta.is_nan() || delta < 0.0 {
             return;
         }
-        match &self.series {
-            Some(series) => series.inc_by(delta),
-            None => {
-                if let Some(series) = self.unknown_series() {
-                    series.inc_by(delta);
-                }
-            }
-        }
+        self.update(|c| c.inc_by(delta));
     }
-}
-
-/// A Prometheus gauge: a `GaugeVec` registered in a registry, and one of its series.
-#[derive(Clone, Debug)]
-pub struct PrometheusGauge {
-    /// The metric as made; `None` in labelled instances, which need only their series (so
-    /// that labelling per call costs what the `prometheus` crate's lookup costs).
-    family: Option<Arc<Family<GaugeVec>>>,
-    series: Option<prometheus::Gauge>,
 }
 
 impl PrometheusGauge {
@@ -190,61 +194,15 @@ impl PrometheusGauge {
         help: &str,
         label_names: &[&str],
     ) -> Result<Self, MetricError> {
-        check_metric_name(name)?;
-        check_label_names(label_names)?;
-        let vec = GaugeVec::new(Opts::new(name, help), label_names).map_err(backend)?;
-        register(registry, vec.clone())?;
-        let series = match label_names {
-            [] => Some(
-                vec.get_metric_with_label_values(&[] as &[&str])
-                    .map_err(backend)?,
-            ),
-            _ => None,
-        };
-        Ok(PrometheusGauge {
-            family: Some(Arc::new(Family {
-                vec,
-                name: name.into(),
-                label_names: label_names.len(),
-            })),
-            series,
-        })
-    }
-
-    fn update(&self, f: impl FnOnce(&prometheus::Gauge)) {
-        match &self.series {
-            Some(series) => f(series),
-            None => {
-                if let Some(series) = self.unknown_series() {
-                    f(&series);
-                }
-            }
-        }
-    }
-}
-
-impl PrometheusGauge {
-    /// The `unknown` series, for updates through the metric as made.
-    fn unknown_series(&self) -> Option<prometheus::Gauge> {
-        let family = self.family.as_ref()?;
-        unknown(family.label_names, |v| {
-            family.vec.get_metric_with_label_values(v)
+        Self::register(registry, name, label_names, || {
+            GaugeVec::new(Opts::new(name, help), label_names)
         })
     }
 }
 
 impl Gauge for PrometheusGauge {
     fn with(&self, label_values: &[&str]) -> Result<Self, MetricError> {
-        let family = made(&self.family, self.series.as_ref())?;
-        // The crate checks the arity itself; its error becomes ours.
-        let series = family
-            .vec
-            .get_metric_with_label_values(label_values)
-            .map_err(|err| arity_or_backend(family, label_values, err))?;
-        Ok(PrometheusGauge {
-            family: None,
-            series: Some(series),
-        })
+        self.labelled(label_values)
     }
 
     fn set(&self, value: f64) {
@@ -254,15 +212,6 @@ impl Gauge for PrometheusGauge {
     fn add(&self, delta: f64) {
         self.update(|g| g.add(delta));
     }
-}
-
-/// A Prometheus histogram: a `HistogramVec` registered in a registry, and one of its series.
-#[derive(Clone, Debug)]
-pub struct PrometheusHistogram {
-    /// The metric as made; `None` in labelled instances, which need only their series (so
-    /// that labelling per call costs what the `prometheus` crate's lookup costs).
-    family: Option<Arc<Family<HistogramVec>>>,
-    series: Option<prometheus::Histogram>,
 }
 
 impl PrometheusHistogram {
@@ -276,62 +225,19 @@ impl PrometheusHistogram {
         label_names: &[&str],
         buckets: Vec<f64>,
     ) -> Result<Self, MetricError> {
-        check_metric_name(name)?;
-        check_label_names(label_names)?;
-        let opts = HistogramOpts::new(name, help).buckets(buckets);
-        let vec = HistogramVec::new(opts, label_names).map_err(backend)?;
-        register(registry, vec.clone())?;
-        let series = match label_names {
-            [] => Some(
-                vec.get_metric_with_label_values(&[] as &[&str])
-                    .map_err(backend)?,
-            ),
-            _ => None,
-        };
-        Ok(PrometheusHistogram {
-            family: Some(Arc::new(Family {
-                vec,
-                name: name.into(),
-                label_names: label_names.len(),
-            })),
-            series,
-        })
-    }
-}
-
-impl PrometheusHistogram {
-    /// The `unknown` series, for updates through the metric as made.
-    fn unknown_series(&self) -> Option<prometheus::Histogram> {
-        let family = self.family.as_ref()?;
-        unknown(family.label_names, |v| {
-            family.vec.get_metric_with_label_values(v)
+        Self::register(registry, name, label_names, || {
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), label_names)
         })
     }
 }
 
 impl Histogram for PrometheusHistogram {
     fn with(&self, label_values: &[&str]) -> Result<Self, MetricError> {
-        let family = made(&self.family, self.series.as_ref())?;
-        // The crate checks the arity itself; its error becomes ours.
-        let series = family
-            .vec
-            .get_metric_with_label_values(label_values)
-            .map_err(|err| arity_or_backend(family, label_values, err))?;
-        Ok(PrometheusHistogram {
-            family: None,
-            series: Some(series),
-        })
+        self.labelled(label_values)
     }
 
     fn observe(&self, value: f64) {
-        match &self.series {
-            Some(series) => series.observe(value),
-            None => {
-                if let Some(series) = self.unknown_series() {
-                    series.observe(value);
-                }
-            }
-        }
+        self.update(|h| h.observe(value));
     }
 }
 
