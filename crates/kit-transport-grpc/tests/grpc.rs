@@ -1,141 +1,17 @@
 //! Served and called over real HTTP/2 connections on loopback with tonic: a kit server behind
 //! the generated Echo service, called by the kit client and by tonic's generated client.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use kit_core::{Context, Endpoint, Error, ErrorKind, endpoint_fn};
-use kit_transport_grpc::{Client, Server};
+use kit_core::{Context, Endpoint, ErrorKind};
+use kit_transport_grpc::Client;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Request};
 
-#[allow(clippy::all, unreachable_pub, missing_docs)]
-mod pb {
-    include!("generated/kittest.rs");
-}
+mod support;
 
-/// The endpoint's view of a call: the text, the tenant from metadata, whether a deadline came.
-#[derive(Clone)]
-struct Tenant(String);
-
-type SayServer = Server<
-    kit_core::BoxEndpoint<(String, i32), String>,
-    pb::SayRequest,
-    pb::SayReply,
-    (String, i32),
-    String,
->;
-
-struct Echo {
-    say: SayServer,
-}
-
-#[tonic::async_trait]
-impl pb::echo_server::Echo for Echo {
-    async fn say(
-        &self,
-        request: Request<pb::SayRequest>,
-    ) -> Result<Response<pb::SayReply>, Status> {
-        self.say.serve(request).await
-    }
-}
-
-fn kind_for(code: &str) -> Error {
-    match code {
-        "invalid" => Error::invalid_argument("bad text"),
-        "notfound" => Error::not_found("no such text"),
-        "business" => Error::business("texts must be polite"),
-        "overloaded" => Error::overloaded("too many texts"),
-        "unavailable" => Error::unavailable("backend down"),
-        "internal" => Error::internal("broken"),
-        _ => Error::new(ErrorKind::Unknown, "unknown error"),
-    }
-}
-
-fn echo_server() -> Echo {
-    let say = endpoint_fn(|cx: Context, (text, times): (String, i32)| async move {
-        if let Some(code) = text.strip_prefix("fail:") {
-            return Err(kind_for(code));
-        }
-        if let Some(ms) = text.strip_prefix("sleep:") {
-            let ms: u64 = ms.parse().unwrap_or(0);
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(ms)) => {}
-                err = cx.done() => return Err(err),
-            }
-        }
-        let deadline = cx
-            .remaining()
-            .map_or("none".to_owned(), |_| "set".to_owned());
-        let tenant = cx.get::<Tenant>().map_or(String::new(), |t| t.0.clone());
-        Ok(format!(
-            "{}|{tenant}|{deadline}",
-            text.repeat(times.max(0) as usize)
-        ))
-    });
-    let say = Server::new(
-        kit_core::BoxEndpoint::new(say),
-        |_cx, r: pb::SayRequest| {
-            if r.times > 100 {
-                return Err(Error::invalid_argument("times must be at most 100"));
-            }
-            Ok((r.text, r.times))
-        },
-        |_cx, out: String| {
-            let mut parts = out.splitn(3, '|');
-            let text = parts.next().unwrap_or_default().to_owned();
-            let tenant = parts.next().unwrap_or_default().to_owned();
-            let deadline = parts.next().unwrap_or_default();
-            Ok(pb::SayReply {
-                text: format!("{text}#{deadline}"),
-                tenant,
-            })
-        },
-    )
-    .before(
-        |cx, md| match md.get("x-tenant").and_then(|v| v.to_str().ok()) {
-            Some(t) => cx.with_value(Tenant(t.to_owned())),
-            None => cx,
-        },
-    )
-    .after(|_cx, md| {
-        md.insert("x-served-by", MetadataValue::from_static("kit"));
-    });
-    Echo { say }
-}
-
-async fn serve() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(pb::echo_server::EchoServer::new(echo_server()))
-            .serve_with_incoming(incoming),
-    );
-    addr
-}
-
-async fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-fn say_client(
-    channel: Channel,
-) -> Client<pb::SayRequest, pb::SayReply, (String, i32), pb::SayReply> {
-    Client::new(
-        channel,
-        "/kittest.Echo/Say",
-        |_cx, (text, times): (String, i32)| Ok(pb::SayRequest { text, times }),
-        |_cx, reply: pb::SayReply| Ok(reply),
-    )
-    .unwrap()
-}
+use support::{channel, pb, say_client, serve};
 
 #[tokio::test]
 async fn a_kit_client_calls_a_kit_server_with_metadata_both_ways() {
