@@ -6,6 +6,9 @@
 //! reply, with metadata hooks); a [`Client`] calls one method over a tonic `Channel` and is
 //! itself an endpoint. Errors travel as real gRPC status codes from the error's kind, where
 //! go-kit answered everything with `UNKNOWN`; the call's deadline travels as `grpc-timeout`.
+//!
+//! **Status: partly implemented** (RFC 0005). Not built yet: the health service and a server
+//! builder with kit defaults, and the raw bad-input and oversized-message handling.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
