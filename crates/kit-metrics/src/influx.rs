@@ -33,8 +33,8 @@ fn escape(out: &mut String, text: &str, also: &[char]) {
     }
 }
 
-/// The `q` quantile by nearest rank of sorted `values`.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+/// The `q` quantile (0 to 1) by nearest rank of sorted, non-empty `values`.
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }

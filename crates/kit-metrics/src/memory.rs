@@ -176,8 +176,7 @@ impl MemoryHistogram {
             return None;
         }
         values.sort_by(f64::total_cmp);
-        let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-        Some(values[rank - 1])
+        Some(crate::influx::quantile(&values, q))
     }
 }
 
