@@ -7,21 +7,28 @@
 //! itself an endpoint. Errors travel as real gRPC status codes from the error's kind, where
 //! go-kit answered everything with `UNKNOWN`; the call's deadline travels as `grpc-timeout`.
 //!
-//! **Status: partly implemented** (RFC 0005). Not built yet: the health service and a server
-//! builder with kit defaults, and the raw bad-input and oversized-message handling.
+//! A [`Listener`] serves tonic services with production defaults (message size limit answered
+//! with `RESOURCE_EXHAUSTED`, stream limits, keep-alive, a graceful drain with a deadline) and
+//! the standard [`Health`] service.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod client;
+mod health;
+mod listener;
 mod server;
 mod status;
 mod timeout;
+mod wire;
 
 /// A conversion between protobuf messages and an endpoint's types (a decoder or an encoder).
 type Convert<A, B> =
     std::sync::Arc<dyn Fn(&kit_core::Context, A) -> Result<B, kit_core::Error> + Send + Sync>;
 
 pub use client::Client;
+pub use health::{Health, HealthCalls, WatchUntilShutDown};
+pub use listener::Listener;
 pub use server::Server;
 pub use status::{ERROR_KIND_KEY, error_from_status, status_from_error};
+pub use wire::{Wire, WireLayer};

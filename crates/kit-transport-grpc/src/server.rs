@@ -11,9 +11,10 @@ use tonic::{Request, Response, Status};
 use crate::Convert;
 use crate::status::status_from_error;
 use crate::timeout::{GRPC_TIMEOUT, parse};
+use crate::wire::ResponseTrailers;
 
 type Before = Arc<dyn Fn(Context, &MetadataMap) -> Context + Send + Sync>;
-type After = Arc<dyn Fn(&Context, &mut MetadataMap) + Send + Sync>;
+type After = Arc<dyn Fn(&Context, &mut MetadataMap, &mut MetadataMap) + Send + Sync>;
 type ErrorHandler = Arc<dyn Fn(&Context, &Error) + Send + Sync>;
 type Finalizer = Arc<dyn Fn(&Context, &Result<(), Status>) + Send + Sync>;
 
@@ -33,7 +34,7 @@ type Finalizer = Arc<dyn Fn(&Context, &Result<(), Status>) + Send + Sync>;
 /// ```
 ///
 /// The call's `grpc-timeout` becomes the context's deadline. Before hooks read the request
-/// metadata into the context; after hooks add response metadata (headers) on success. An error
+/// metadata into the context; after hooks add response headers and trailers on success. An error
 /// from the decoder, the endpoint or the encoder goes to the error handlers and is answered
 /// with the status [`status_from_error`](crate::status_from_error) makes (a real code from the
 /// error's kind, never `UNKNOWN` unless the error is unknown). Finalizers see every call's
@@ -107,8 +108,16 @@ where
         self
     }
 
-    /// Adds a hook that sets response metadata on successful calls (go-kit's `ServerAfter`).
-    pub fn after(mut self, f: impl Fn(&Context, &mut MetadataMap) + Send + Sync + 'static) -> Self {
+    /// Adds a hook that sets response headers (the first map) and trailers (the second) on
+    /// successful calls (go-kit's `ServerAfter`).
+    ///
+    /// Trailers are sent by the [`WireLayer`](crate::WireLayer), which a
+    /// [`Listener`](crate::Listener) always has; a tonic server without it sends only the
+    /// headers.
+    pub fn after(
+        mut self,
+        f: impl Fn(&Context, &mut MetadataMap, &mut MetadataMap) + Send + Sync + 'static,
+    ) -> Self {
         self.after.push(Arc::new(f));
         self
     }
@@ -151,8 +160,14 @@ where
         let answer = match result {
             Ok(reply) => {
                 let mut response = Response::new(reply);
-                for after in &self.after {
-                    after(&cx, response.metadata_mut());
+                if !self.after.is_empty() {
+                    let mut trailers = MetadataMap::new();
+                    for after in &self.after {
+                        after(&cx, response.metadata_mut(), &mut trailers);
+                    }
+                    if !trailers.is_empty() {
+                        response.extensions_mut().insert(ResponseTrailers(trailers));
+                    }
                 }
                 Ok(response)
             }

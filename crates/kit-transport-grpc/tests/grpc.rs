@@ -24,16 +24,21 @@ async fn a_kit_client_calls_a_kit_server_with_metadata_both_ways() {
                 md.insert("x-tenant", MetadataValue::from_static("acme"));
             })
             .after(move |_cx, md| {
-                seen.lock().unwrap().push(
-                    md.get("x-served-by")
-                        .map(|v| v.to_str().unwrap().to_owned()),
-                );
+                // Headers and trailers, merged by tonic: the server's after hook set both.
+                for key in ["x-served-by", "x-reply-bytes"] {
+                    seen.lock()
+                        .unwrap()
+                        .push(md.get(key).map(|v| v.to_str().unwrap().to_owned()));
+                }
             })
     };
     let reply = client.call(Context::new(), ("ab".into(), 3)).await.unwrap();
     assert_eq!(reply.text, "ababab#none");
     assert_eq!(reply.tenant, "acme");
-    assert_eq!(*seen.lock().unwrap(), [Some("kit".to_owned())]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [Some("kit".to_owned()), Some("4".to_owned())]
+    );
 
     // The caller's deadline reaches the server's endpoint as its context deadline.
     let cx = Context::new().with_timeout(Duration::from_secs(30));

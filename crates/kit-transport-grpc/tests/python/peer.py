@@ -48,6 +48,9 @@ def run_client(target):
         check(reply.tenant == "python", "tenant %r" % reply.tenant)
         served = dict(call.initial_metadata()).get("x-served-by")
         check(served == "kit", "x-served-by %r" % served)
+        # A trailer set by the kit server's after hook, on a successful call.
+        reply_count = dict(call.trailing_metadata()).get("x-reply-bytes")
+        check(reply_count == "4", "x-reply-bytes trailer %r" % reply_count)
         # Status codes: real ones, and the kit kind in a trailer.
         for code, status in [("notfound", grpc.StatusCode.NOT_FOUND),
                              ("invalid", grpc.StatusCode.INVALID_ARGUMENT),

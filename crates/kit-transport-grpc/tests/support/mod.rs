@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use kit_core::{Context, Error, ErrorKind, endpoint_fn};
-use kit_transport_grpc::{Client, Server};
+use kit_transport_grpc::{Client, Health, Listener, Server};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -100,22 +100,36 @@ pub fn echo_server() -> Echo {
             None => cx,
         },
     )
-    .after(|_cx, md| {
-        md.insert("x-served-by", MetadataValue::from_static("kit"));
+    .after(|_cx, headers, trailers| {
+        headers.insert("x-served-by", MetadataValue::from_static("kit"));
+        trailers.insert("x-reply-bytes", MetadataValue::from(4));
     });
     Echo { say }
 }
 
+/// A kit [`Listener`] on a free loopback port serving Echo and the health service.
 pub async fn serve() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(pb::echo_server::EchoServer::new(echo_server()))
-            .serve_with_incoming(incoming),
+    serve_with(|l| l, Health::new(), std::future::pending())
+        .await
+        .0
+}
+
+/// Like [`serve`], with the listener adjusted by `configure`, `health` served, and a shutdown
+/// future; the handle answers the serve's result.
+pub async fn serve_with(
+    configure: impl FnOnce(Listener) -> Listener,
+    health: Health,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = configure(
+        Listener::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+            .health(&health),
     );
-    addr
+    let addr = listener.local_addr();
+    let routes = tonic::service::Routes::new(pb::echo_server::EchoServer::new(echo_server()));
+    (addr, tokio::spawn(listener.serve(routes, shutdown)))
 }
 
 pub async fn channel(addr: SocketAddr) -> Channel {

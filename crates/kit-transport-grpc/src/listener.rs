@@ -1,0 +1,165 @@
+//! Serving tonic services on a TCP listener with kit's defaults: limits, keep-alive, the health
+//! service, and a graceful drain with a deadline.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+
+use crate::{Health, WireLayer};
+
+/// A TCP listener serving gRPC (HTTP/2 without TLS) with the defaults a service needs in
+/// production, each with a setter:
+///
+/// - request messages over 4 MiB are refused with `RESOURCE_EXHAUSTED`
+///   ([`WireLayer`]);
+/// - at most 200 concurrent streams per connection (advertised in HTTP/2 settings), and no
+///   per-connection concurrency limit beyond that unless one is set;
+/// - HTTP/2 keep-alive pings every 30 s, the connection closed if a ping goes unanswered for
+///   20 s;
+/// - on shutdown: the [`Health`] service, if one was given, turns every status to
+///   `NOT_SERVING`; the listener stops accepting; connections get GOAWAY; in-flight calls get
+///   30 s to finish.
+///
+/// ```no_run
+/// # async fn run(routes: tonic::service::Routes) -> std::io::Result<()> {
+/// use kit_transport_grpc::{Health, Listener};
+///
+/// let health = Health::new();
+/// let listener = Listener::bind("127.0.0.1:8082".parse().unwrap()).await?.health(&health);
+/// listener.serve(routes, async { let _ = tokio::signal::ctrl_c().await; }).await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Listener {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    max_message_bytes: usize,
+    max_concurrent_streams: u32,
+    concurrency_limit_per_connection: Option<usize>,
+    keep_alive_interval: Duration,
+    keep_alive_timeout: Duration,
+    drain_timeout: Duration,
+    health: Option<Health>,
+}
+
+impl Listener {
+    /// Binds `addr`.
+    pub async fn bind(addr: SocketAddr) -> io::Result<Listener> {
+        Listener::from_tcp(TcpListener::bind(addr).await?)
+    }
+
+    /// Serves on a listener bound elsewhere.
+    pub fn from_tcp(listener: TcpListener) -> io::Result<Listener> {
+        Ok(Listener {
+            local_addr: listener.local_addr()?,
+            listener,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_concurrent_streams: 200,
+            concurrency_limit_per_connection: None,
+            keep_alive_interval: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(20),
+            drain_timeout: Duration::from_secs(30),
+            health: None,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The largest request message accepted, in bytes (its length prefix); larger ones get
+    /// `RESOURCE_EXHAUSTED`. Default 4 MiB, tonic's own decoding limit: to go above it, raise
+    /// the generated services' `max_decoding_message_size` too.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// The most streams a client may open at once on one connection. Default 200.
+    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.max_concurrent_streams = streams;
+        self
+    }
+
+    /// The most calls served at once per connection; more wait. Default: none beyond the
+    /// stream limit.
+    pub fn concurrency_limit_per_connection(mut self, limit: usize) -> Self {
+        self.concurrency_limit_per_connection = Some(limit);
+        self
+    }
+
+    /// HTTP/2 keep-alive: a ping every `interval`, the connection closed when one goes
+    /// unanswered for `timeout`. Default 30 s and 20 s.
+    pub fn keep_alive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keep_alive_interval = interval;
+        self.keep_alive_timeout = timeout;
+        self
+    }
+
+    /// How long in-flight calls get to finish after shutdown starts. Default 30 s.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Serves `health` as `grpc.health.v1.Health` beside the other services, and reports every
+    /// service `NOT_SERVING` when shutdown starts.
+    pub fn health(mut self, health: &Health) -> Self {
+        self.health = Some(health.clone());
+        self
+    }
+
+    /// Serves `routes` until `shutdown` completes, then drains: stops accepting, lets in-flight
+    /// calls finish, and returns once every connection has closed.
+    ///
+    /// Returns an error if the server fails, or if connections were still open when the drain
+    /// timeout passed.
+    pub async fn serve(self, routes: Routes, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let routes = match &self.health {
+            Some(health) => routes.add_service(health.service()),
+            None => routes,
+        };
+        let mut builder = tonic::transport::Server::builder()
+            .max_concurrent_streams(self.max_concurrent_streams)
+            .http2_keepalive_interval(Some(self.keep_alive_interval))
+            .http2_keepalive_timeout(Some(self.keep_alive_timeout));
+        if let Some(limit) = self.concurrency_limit_per_connection {
+            builder = builder.concurrency_limit_per_connection(limit);
+        }
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let draining = Arc::new(Notify::new());
+        let signal = {
+            let draining = Arc::clone(&draining);
+            let health = self.health;
+            async move {
+                shutdown.await;
+                if let Some(health) = health {
+                    health.shut_down().await;
+                }
+                draining.notify_one();
+            }
+        };
+        let serve = builder
+            .layer(WireLayer::new(self.max_message_bytes))
+            .serve_with_incoming_shutdown(routes.prepare(), incoming, signal);
+        let drain_timeout = self.drain_timeout;
+        tokio::select! {
+            served = serve => served.map_err(io::Error::other),
+            () = async {
+                draining.notified().await;
+                tokio::time::sleep(drain_timeout).await;
+            } => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("gRPC connections still open {drain_timeout:?} after shutdown started"),
+            )),
+        }
+    }
+}
