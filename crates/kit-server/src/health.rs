@@ -1,0 +1,57 @@
+//! Liveness and readiness, over HTTP and the gRPC health service.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A process's health: live while it runs, ready until its drain starts (or while the service
+/// says so), reported over HTTP by [`DebugHandler`](crate::DebugHandler) (`/healthz`,
+/// `/readyz`) and over gRPC by the [`grpc`](Health::grpc) health service.
+///
+/// Clones share the same state. A [`Group`](crate::Group) makes one and turns it not ready,
+/// and every gRPC status `NOT_SERVING`, when its drain starts.
+#[derive(Clone, Debug)]
+pub struct Health {
+    ready: Arc<AtomicBool>,
+    grpc: kit_transport_grpc::Health,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health::new()
+    }
+}
+
+impl Health {
+    /// Ready, with the gRPC health service reporting the server `SERVING`.
+    pub fn new() -> Health {
+        Health {
+            ready: Arc::new(AtomicBool::new(true)),
+            grpc: kit_transport_grpc::Health::new(),
+        }
+    }
+
+    /// Whether the service should get traffic.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Marks the service ready or not (waiting on a dependency, say). The gRPC side follows
+    /// for the server as a whole (the service name `""`).
+    pub async fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+        self.grpc.set_serving("", ready).await;
+    }
+
+    /// The gRPC health service's handle: give it to a gRPC
+    /// [`Listener::health`](kit_transport_grpc::Listener::health), and report each gRPC
+    /// service's name with `set_serving`.
+    pub fn grpc(&self) -> &kit_transport_grpc::Health {
+        &self.grpc
+    }
+
+    /// Not ready, for good: the drain has started.
+    pub(crate) async fn start_draining(&self) {
+        self.ready.store(false, Ordering::Release);
+        self.grpc.shut_down().await;
+    }
+}

@@ -1,0 +1,181 @@
+//! The standard server-side middleware stack on an endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kit_core::deadline::Deadline;
+use kit_core::{BoxEndpoint, Context, Endpoint, Error, Middleware};
+use kit_log::{EndpointLogging, Logger};
+use kit_metrics::discard::Discard;
+use kit_metrics::{Counter, EndpointMetrics, Histogram, MetricError};
+use tokio::sync::Semaphore;
+
+/// The middleware every served endpoint wants, in one builder, in the order that makes each
+/// see what it should:
+///
+/// 1. logging, outermost: every call, with what the layers below made of it;
+/// 2. metrics: counts and times every call, including those the limits refuse;
+/// 3. (tracing, rate limiting and circuit breaking go here as kit-trace and kit-client land;
+///    [`ServerStack::with`] adds any middleware here today);
+/// 4. timeout: the call's deadline tightened to at most this;
+/// 5. concurrency limit, innermost: calls over the limit are refused at once as overloaded
+///    (`503`, `RESOURCE_EXHAUSTED`) rather than queued, so that the timeout above does not
+///    spend itself waiting.
+///
+/// Each layer is optional. [`wrap`](ServerStack::wrap) boxes the result once, at the edge.
+///
+/// ```
+/// use std::time::Duration;
+/// use kit_core::{endpoint_fn, Context, Endpoint, Error};
+/// use kit_server::ServerStack;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let sum = ServerStack::new("sum")
+///     .timeout(Duration::from_secs(1))
+///     .concurrency_limit(100)
+///     .wrap(endpoint_fn(|_cx, (a, b): (i64, i64)| async move { Ok::<_, Error>(a + b) }));
+/// assert_eq!(sum.call(Context::new(), (1, 2)).await.unwrap(), 3);
+/// # }
+/// ```
+pub struct ServerStack<Req, Resp, C = Discard, H = Discard> {
+    method: &'static str,
+    logger: Option<Logger>,
+    metrics: Option<EndpointMetrics<C, H>>,
+    extra: Vec<Layer<Req, Resp>>,
+    timeout: Option<Duration>,
+    concurrency_limit: Option<usize>,
+}
+
+/// A middleware over boxed endpoints, for [`ServerStack::with`].
+type Layer<Req, Resp> = Arc<dyn Fn(BoxEndpoint<Req, Resp>) -> BoxEndpoint<Req, Resp> + Send + Sync>;
+
+impl<Req, Resp, C, H> std::fmt::Debug for ServerStack<Req, Resp, C, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerStack")
+            .field("method", &self.method)
+            .field("logging", &self.logger.is_some())
+            .field("metrics", &self.metrics.is_some())
+            .field("extra", &self.extra.len())
+            .field("timeout", &self.timeout)
+            .field("concurrency_limit", &self.concurrency_limit)
+            .finish()
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> ServerStack<Req, Resp> {
+    /// An empty stack for the method named `method` (the name logs and metrics use).
+    pub fn new(method: &'static str) -> Self {
+        ServerStack {
+            method,
+            logger: None,
+            metrics: None,
+            extra: Vec::new(),
+            timeout: None,
+            concurrency_limit: None,
+        }
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static, C: Counter, H: Histogram>
+    ServerStack<Req, Resp, C, H>
+{
+    /// Logs every call to `logger` ([`EndpointLogging`]).
+    pub fn logging(mut self, logger: impl Into<Logger>) -> Self {
+        self.logger = Some(logger.into());
+        self
+    }
+
+    /// Counts and times every call ([`EndpointMetrics`]); `requests` and `durations` must be
+    /// declared with [`METHOD_OUTCOME_LABELS`](kit_metrics::METHOD_OUTCOME_LABELS).
+    pub fn metrics<C2: Counter, H2: Histogram>(
+        self,
+        requests: C2,
+        durations: H2,
+    ) -> Result<ServerStack<Req, Resp, C2, H2>, MetricError> {
+        Ok(ServerStack {
+            metrics: Some(EndpointMetrics::new(self.method, requests, durations)?),
+            method: self.method,
+            logger: self.logger,
+            extra: self.extra,
+            timeout: self.timeout,
+            concurrency_limit: self.concurrency_limit,
+        })
+    }
+
+    /// Gives every call at most `timeout` ([`Deadline::with_timeout`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Refuses calls beyond `limit` in flight with an overloaded error.
+    pub fn concurrency_limit(mut self, limit: usize) -> Self {
+        self.concurrency_limit = Some(limit);
+        self
+    }
+
+    /// Adds `middleware` between metrics and the timeout (tracing, rate limiting, a breaker).
+    /// Added middleware apply in order, the first outermost; each is given the boxed endpoint
+    /// below it.
+    pub fn with<M>(mut self, middleware: M) -> Self
+    where
+        M: Middleware<BoxEndpoint<Req, Resp>> + Send + Sync + 'static,
+        M::Endpoint: Endpoint<Req, Response = Resp>,
+    {
+        self.extra.push(Arc::new(move |inner| {
+            BoxEndpoint::new(middleware.wrap(inner))
+        }));
+        self
+    }
+
+    /// Wraps `endpoint` in the stack.
+    pub fn wrap<E>(&self, endpoint: E) -> BoxEndpoint<Req, Resp>
+    where
+        E: Endpoint<Req, Response = Resp>,
+    {
+        let inner = Limited {
+            inner: endpoint,
+            permits: self.concurrency_limit.map(|n| Arc::new(Semaphore::new(n))),
+            limit: self.concurrency_limit.unwrap_or(0),
+        };
+        let mut boxed = match self.timeout {
+            Some(timeout) => BoxEndpoint::new(Deadline::with_timeout(timeout).wrap(inner)),
+            None => BoxEndpoint::new(inner),
+        };
+        for layer in self.extra.iter().rev() {
+            boxed = layer(boxed);
+        }
+        let boxed = match &self.metrics {
+            Some(metrics) => BoxEndpoint::new(metrics.wrap(boxed)),
+            None => boxed,
+        };
+        match &self.logger {
+            Some(logger) => {
+                BoxEndpoint::new(EndpointLogging::new(logger.clone(), self.method).wrap(boxed))
+            }
+            None => boxed,
+        }
+    }
+}
+
+/// The concurrency limit: a semaphore's permit per call, refused when none is left.
+#[derive(Clone)]
+struct Limited<E> {
+    inner: E,
+    permits: Option<Arc<Semaphore>>,
+    limit: usize,
+}
+
+impl<E: Endpoint<Req>, Req: Send + 'static> Endpoint<Req> for Limited<E> {
+    type Response = E::Response;
+
+    async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
+        let _permit = match &self.permits {
+            Some(permits) => Some(permits.try_acquire().map_err(|_| {
+                Error::overloaded(format!("more than {} calls in flight", self.limit))
+            })?),
+            None => None,
+        };
+        self.inner.call(cx, req).await
+    }
+}

@@ -1,0 +1,23 @@
+//! addsvc: go-kit's addsvc example service, wire-compatible, in kit-rs. Starts with no setup:
+//! `cargo run -p addsvc`, then `curl -d '{"a":1,"b":2}' localhost:8081/sum`.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match addsvc::Config::from_args(std::env::args().skip(1)) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("addsvc: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let logger = addsvc::logger(config.json_logs);
+    match addsvc::run(config, logger).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("addsvc: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The service: go-kit addsvc's rules, as plain functions and as kit endpoints.
+
+use kit_core::{Context, Endpoint, Error, endpoint_fn};
+use kit_metrics::Counter;
+
+/// The longest result Concat makes, in bytes.
+pub const MAX_CONCAT_LEN: usize = 10;
+
+/// The business errors, with go-kit's messages. Clients match on the text.
+pub mod errors {
+    /// Sum of 0 and 0.
+    pub const TWO_ZEROES: &str = "can't sum two zeroes";
+    /// A sum outside the signed 32-bit range.
+    pub const INT_OVERFLOW: &str = "integer overflow";
+    /// A concatenation longer than [`MAX_CONCAT_LEN`](super::MAX_CONCAT_LEN).
+    pub const MAX_SIZE_EXCEEDED: &str = "result exceeds maximum size";
+}
+
+/// `a + b`, refusing two zeroes and results outside `i32` (go-kit keeps the 32-bit bound of
+/// its original implementation).
+pub fn sum(a: i64, b: i64) -> Result<i64, Error> {
+    if a == 0 && b == 0 {
+        return Err(Error::business(errors::TWO_ZEROES));
+    }
+    match a.checked_add(b) {
+        Some(v) if i32::try_from(v).is_ok() => Ok(v),
+        _ => Err(Error::business(errors::INT_OVERFLOW)),
+    }
+}
+
+/// `a` followed by `b`, refusing results over [`MAX_CONCAT_LEN`] bytes.
+pub fn concat(a: &str, b: &str) -> Result<String, Error> {
+    if a.len() + b.len() > MAX_CONCAT_LEN {
+        return Err(Error::business(errors::MAX_SIZE_EXCEEDED));
+    }
+    Ok(format!("{a}{b}"))
+}
+
+/// A Sum call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SumRequest {
+    /// The first integer.
+    pub a: i64,
+    /// The second.
+    pub b: i64,
+}
+
+/// A Concat call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConcatRequest {
+    /// The first string.
+    pub a: String,
+    /// The second.
+    pub b: String,
+}
+
+/// The Sum endpoint; `integers` counts the integers summed (the results' total, as go-kit's).
+pub fn sum_endpoint(integers: impl Counter) -> impl Endpoint<SumRequest, Response = i64> + Clone {
+    endpoint_fn(move |_cx: Context, r: SumRequest| {
+        let result = sum(r.a, r.b);
+        if let Ok(v) = result {
+            integers.add(v as f64);
+        }
+        std::future::ready(result)
+    })
+}
+
+/// The Concat endpoint; `characters` counts the characters concatenated.
+pub fn concat_endpoint(
+    characters: impl Counter,
+) -> impl Endpoint<ConcatRequest, Response = String> + Clone {
+    endpoint_fn(move |_cx: Context, r: ConcatRequest| {
+        let result = concat(&r.a, &r.b);
+        if let Ok(v) = &result {
+            characters.add(v.chars().count() as f64);
+        }
+        std::future::ready(result)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rules_of_go_kits_addsvc() {
+        assert_eq!(sum(1, 2).unwrap(), 3);
+        assert_eq!(sum(0, 5).unwrap(), 5);
+        assert_eq!(sum(0, 0).unwrap_err().message(), errors::TWO_ZEROES);
+        assert_eq!(sum(i32::MAX.into(), 0).unwrap(), 2147483647);
+        assert_eq!(
+            sum(i32::MAX.into(), 1).unwrap_err().message(),
+            errors::INT_OVERFLOW
+        );
+        assert_eq!(
+            sum(i32::MIN.into(), -1).unwrap_err().message(),
+            errors::INT_OVERFLOW
+        );
+        assert_eq!(
+            sum(i64::MAX, 1).unwrap_err().message(),
+            errors::INT_OVERFLOW
+        );
+        assert_eq!(concat("a", "b").unwrap(), "ab");
+        assert_eq!(concat("12345", "67890").unwrap(), "1234567890");
+        assert_eq!(
+            concat("12345", "678901").unwrap_err().message(),
+            errors::MAX_SIZE_EXCEEDED
+        );
+        assert_eq!(sum(0, 0).unwrap_err().kind(), kit_core::ErrorKind::Business);
+    }
+}

@@ -1,0 +1,402 @@
+//! The wire formats of go-kit's addsvc, served and called: HTTP/JSON, gRPC and JSON-RPC 2.0.
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, Uri};
+use kit_core::{BoxEndpoint, Context, Endpoint, Error, ErrorKind};
+use kit_transport_http::jsonrpc::{JsonRpcClient, JsonRpcServer, encode_result};
+use kit_transport_http::{Router, Server, ServerOptions, json};
+use serde_json::{Map, Value, json};
+use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
+
+use crate::pb;
+use crate::service::{ConcatRequest, SumRequest};
+
+// ---- Decoding go-kit's JSON: members matched case-insensitively, absent ones zero. ----
+
+/// The JSON object a request carries. go-kit's Go client sends `{"A":1,"B":2}` and Go's decoder
+/// matches member names case-insensitively, leaving absent members zero: so do we.
+fn object(value: Value) -> Result<Map<String, Value>, Error> {
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(Error::invalid_argument(format!(
+            "the request must be a JSON object, not {}",
+            kind_of(&other)
+        ))),
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The member `name`: the exact name first, else the first whose name matches ignoring case.
+fn member<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    map.get(name).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+fn int_member(map: &Map<String, Value>, name: &str) -> Result<i64, Error> {
+    match member(map, name) {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
+            Error::invalid_argument(format!("member {name:?} must be a 64-bit integer, not {n}"))
+        }),
+        Some(other) => Err(Error::invalid_argument(format!(
+            "member {name:?} must be an integer, not {}",
+            kind_of(other)
+        ))),
+    }
+}
+
+fn string_member(map: &Map<String, Value>, name: &str) -> Result<String, Error> {
+    match member(map, name) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(Error::invalid_argument(format!(
+            "member {name:?} must be a string, not {}",
+            kind_of(other)
+        ))),
+    }
+}
+
+/// A Sum request from a JSON value.
+pub fn sum_request(value: Value) -> Result<SumRequest, Error> {
+    let map = object(value)?;
+    Ok(SumRequest {
+        a: int_member(&map, "a")?,
+        b: int_member(&map, "b")?,
+    })
+}
+
+/// A Concat request from a JSON value.
+pub fn concat_request(value: Value) -> Result<ConcatRequest, Error> {
+    let map = object(value)?;
+    Ok(ConcatRequest {
+        a: string_member(&map, "a")?,
+        b: string_member(&map, "b")?,
+    })
+}
+
+fn json_body(request: &Request<Bytes>) -> Result<Value, Error> {
+    serde_json::from_slice(request.body())
+        .map_err(|err| Error::invalid_argument(format!("the body is not JSON: {err}")))
+}
+
+// ---- HTTP ----
+
+/// go-kit addsvc's error statuses: 400 for its business errors and for requests that do not
+/// decode, the error's own 4xx for other faults of the request (413, say), 500 for anything
+/// else. The body is `{"error":"<message>"}`.
+pub fn http_status_of(err: &Error) -> StatusCode {
+    if err.kind() == ErrorKind::Business {
+        return StatusCode::BAD_REQUEST;
+    }
+    // Undecodable requests are invalid arguments: 400 is their status.
+    StatusCode::from_u16(err.http_status())
+        .ok()
+        .filter(StatusCode::is_client_error)
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn http_options() -> ServerOptions {
+    ServerOptions::new().error_encoder(|_cx, err| {
+        let mut response =
+            Response::new(Bytes::from(json!({ "error": err.message() }).to_string()));
+        *response.status_mut() = http_status_of(err);
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        response
+    })
+}
+
+/// The HTTP router: `POST /sum` and `POST /concat`, answering `{"v":..}`.
+pub fn http_router(
+    sum: BoxEndpoint<SumRequest, i64>,
+    concat: BoxEndpoint<ConcatRequest, String>,
+) -> Router {
+    Router::new()
+        .post(
+            "/sum",
+            Server::new(
+                sum,
+                |_cx, r: &Request<Bytes>| sum_request(json_body(r)?),
+                |cx, v: i64| json::encode_response(cx, json!({ "v": v })),
+            )
+            .options(http_options()),
+        )
+        .post(
+            "/concat",
+            Server::new(
+                concat,
+                |_cx, r: &Request<Bytes>| concat_request(json_body(r)?),
+                |cx, v: String| json::encode_response(cx, json!({ "v": v })),
+            )
+            .options(http_options()),
+        )
+}
+
+// ---- JSON-RPC ----
+
+/// The JSON-RPC 2.0 server: methods `sum` and `concat`, params `{"a":..,"b":..}`, result
+/// `{"v":..}`; business errors as JSON-RPC errors (code -32000, the message go-kit's).
+pub fn jsonrpc_server(
+    sum: BoxEndpoint<SumRequest, i64>,
+    concat: BoxEndpoint<ConcatRequest, String>,
+) -> JsonRpcServer {
+    JsonRpcServer::new()
+        .method(
+            "sum",
+            sum,
+            |_cx, params| sum_request(params),
+            |cx, v: i64| encode_result(cx, json!({ "v": v })),
+        )
+        .method(
+            "concat",
+            concat,
+            |_cx, params| concat_request(params),
+            |cx, v: String| encode_result(cx, json!({ "v": v })),
+        )
+}
+
+// ---- gRPC ----
+
+/// An endpoint whose business errors become part of its response, as addsvc's gRPC replies
+/// carry them (`err`, with status OK); other errors stay errors (real status codes).
+#[derive(Clone)]
+struct BusinessInReply<E>(E);
+
+impl<E: Endpoint<Req>, Req: Send + 'static> Endpoint<Req> for BusinessInReply<E> {
+    type Response = Result<E::Response, String>;
+
+    async fn call(&self, cx: Context, req: Req) -> Result<Self::Response, Error> {
+        match self.0.call(cx, req).await {
+            Ok(v) => Ok(Ok(v)),
+            Err(err) if err.kind() == ErrorKind::Business => Ok(Err(err.message().to_owned())),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+type GrpcServer<Req, PReq, PReply, V> = kit_transport_grpc::Server<
+    BusinessInReply<BoxEndpoint<Req, V>>,
+    PReq,
+    PReply,
+    Req,
+    Result<V, String>,
+>;
+
+/// The `pb.Add` gRPC service.
+pub struct AddService {
+    sum: GrpcServer<SumRequest, pb::SumRequest, pb::SumReply, i64>,
+    concat: GrpcServer<ConcatRequest, pb::ConcatRequest, pb::ConcatReply, String>,
+}
+
+impl AddService {
+    /// Serves `sum` and `concat`.
+    pub fn new(
+        sum: BoxEndpoint<SumRequest, i64>,
+        concat: BoxEndpoint<ConcatRequest, String>,
+    ) -> pb::add_server::AddServer<AddService> {
+        pb::add_server::AddServer::new(AddService {
+            sum: kit_transport_grpc::Server::new(
+                BusinessInReply(sum),
+                |_cx, r: pb::SumRequest| Ok(SumRequest { a: r.a, b: r.b }),
+                |_cx, r: Result<i64, String>| {
+                    Ok(pb::SumReply {
+                        v: r.clone().unwrap_or_default(),
+                        err: r.err().unwrap_or_default(),
+                    })
+                },
+            ),
+            concat: kit_transport_grpc::Server::new(
+                BusinessInReply(concat),
+                |_cx, r: pb::ConcatRequest| Ok(ConcatRequest { a: r.a, b: r.b }),
+                |_cx, r: Result<String, String>| {
+                    Ok(match r {
+                        Ok(v) => pb::ConcatReply {
+                            v,
+                            err: String::new(),
+                        },
+                        Err(err) => pb::ConcatReply {
+                            v: String::new(),
+                            err,
+                        },
+                    })
+                },
+            ),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::add_server::Add for AddService {
+    async fn sum(
+        &self,
+        request: GrpcRequest<pb::SumRequest>,
+    ) -> Result<GrpcResponse<pb::SumReply>, Status> {
+        self.sum.serve(request).await
+    }
+
+    async fn concat(
+        &self,
+        request: GrpcRequest<pb::ConcatRequest>,
+    ) -> Result<GrpcResponse<pb::ConcatReply>, Status> {
+        self.concat.serve(request).await
+    }
+}
+
+// ---- Clients, for addcli ----
+
+/// A client of any addsvc (this one or go-kit's), over one transport.
+pub enum AddClient {
+    /// HTTP/JSON.
+    Http {
+        /// `POST /sum`.
+        sum: kit_transport_http::Client<SumRequest, i64>,
+        /// `POST /concat`.
+        concat: kit_transport_http::Client<ConcatRequest, String>,
+    },
+    /// gRPC.
+    Grpc {
+        /// `/pb.Add/Sum`.
+        sum: kit_transport_grpc::Client<pb::SumRequest, pb::SumReply, SumRequest, i64>,
+        /// `/pb.Add/Concat`.
+        concat:
+            kit_transport_grpc::Client<pb::ConcatRequest, pb::ConcatReply, ConcatRequest, String>,
+    },
+    /// JSON-RPC 2.0.
+    JsonRpc {
+        /// Method `sum`.
+        sum: JsonRpcClient<SumRequest, i64>,
+        /// Method `concat`.
+        concat: JsonRpcClient<ConcatRequest, String>,
+    },
+}
+
+fn uri(addr: &str, path: &str) -> Result<Uri, Error> {
+    format!("http://{addr}{path}")
+        .parse()
+        .map_err(|err| Error::invalid_argument(format!("bad address {addr:?}: {err}")))
+}
+
+/// The `v` of a `{"v":..}` result.
+fn v_of<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Error> {
+    #[derive(serde::Deserialize)]
+    struct V<T> {
+        v: T,
+    }
+    serde_json::from_value::<V<T>>(value)
+        .map(|r| r.v)
+        .map_err(|err| Error::internal(format!("the server's reply has no proper v: {err}")))
+}
+
+fn reply_json(response: &Response<Bytes>) -> Result<Value, Error> {
+    serde_json::from_slice(response.body())
+        .map_err(|err| Error::internal(format!("the reply is not JSON: {err}")))
+}
+
+impl AddClient {
+    /// An HTTP client of the addsvc at `addr` (`host:port`).
+    pub fn http(addr: &str) -> Result<AddClient, Error> {
+        let encode = |v: Value, out: &mut Request<Bytes>| {
+            *out.body_mut() = Bytes::from(v.to_string());
+            out.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+            Ok(())
+        };
+        Ok(AddClient::Http {
+            sum: kit_transport_http::Client::new(
+                Method::POST,
+                uri(addr, "/sum")?,
+                move |_cx, r: SumRequest, out| encode(json!({"a": r.a, "b": r.b}), out),
+                |_cx, response| v_of(reply_json(&response)?),
+            ),
+            concat: kit_transport_http::Client::new(
+                Method::POST,
+                uri(addr, "/concat")?,
+                move |_cx, r: ConcatRequest, out| encode(json!({"a": r.a, "b": r.b}), out),
+                |_cx, response| v_of(reply_json(&response)?),
+            ),
+        })
+    }
+
+    /// A JSON-RPC client of the addsvc at `addr` (`host:port`; requests go to `/`).
+    pub fn jsonrpc(addr: &str) -> Result<AddClient, Error> {
+        Ok(AddClient::JsonRpc {
+            sum: JsonRpcClient::new(
+                uri(addr, "/")?,
+                "sum",
+                |_cx, r: SumRequest| Ok(json!({"a": r.a, "b": r.b})),
+                |_cx, v| v_of(v),
+            ),
+            concat: JsonRpcClient::new(
+                uri(addr, "/")?,
+                "concat",
+                |_cx, r: ConcatRequest| Ok(json!({"a": r.a, "b": r.b})),
+                |_cx, v| v_of(v),
+            ),
+        })
+    }
+
+    /// A gRPC client of the addsvc at `addr` (`host:port`); the connection is made lazily.
+    pub fn grpc(addr: &str) -> Result<AddClient, Error> {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .map_err(|err| Error::invalid_argument(format!("bad address {addr:?}: {err}")))?
+            .connect_lazy();
+        let failed = |err: String| Error::business(err);
+        Ok(AddClient::Grpc {
+            sum: kit_transport_grpc::Client::new(
+                channel.clone(),
+                "/pb.Add/Sum",
+                |_cx, r: SumRequest| Ok(pb::SumRequest { a: r.a, b: r.b }),
+                move |_cx, reply: pb::SumReply| match reply.err.is_empty() {
+                    true => Ok(reply.v),
+                    false => Err(failed(reply.err)),
+                },
+            )?,
+            concat: kit_transport_grpc::Client::new(
+                channel,
+                "/pb.Add/Concat",
+                |_cx, r: ConcatRequest| Ok(pb::ConcatRequest { a: r.a, b: r.b }),
+                move |_cx, reply: pb::ConcatReply| match reply.err.is_empty() {
+                    true => Ok(reply.v),
+                    false => Err(failed(reply.err)),
+                },
+            )?,
+        })
+    }
+
+    /// Sums `a` and `b` on the server.
+    pub async fn sum(&self, cx: Context, a: i64, b: i64) -> Result<i64, Error> {
+        let r = SumRequest { a, b };
+        match self {
+            AddClient::Http { sum, .. } => sum.call(cx, r).await,
+            AddClient::Grpc { sum, .. } => sum.call(cx, r).await,
+            AddClient::JsonRpc { sum, .. } => sum.call(cx, r).await,
+        }
+    }
+
+    /// Concatenates `a` and `b` on the server.
+    pub async fn concat(&self, cx: Context, a: String, b: String) -> Result<String, Error> {
+        let r = ConcatRequest { a, b };
+        match self {
+            AddClient::Http { concat, .. } => concat.call(cx, r).await,
+            AddClient::Grpc { concat, .. } => concat.call(cx, r).await,
+            AddClient::JsonRpc { concat, .. } => concat.call(cx, r).await,
+        }
+    }
+}

@@ -1,0 +1,563 @@
+//! addsvc end to end: the real binary started on free loopback ports, called over every
+//! transport with the wire formats go-kit's clients send, with every bad input; addcli against
+//! it over all three transports; and the graceful drain on a real SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use addsvc::pb;
+
+/// A running addsvc and the addresses it logged.
+struct Running {
+    child: Child,
+    logs: mpsc::Receiver<String>,
+    debug: SocketAddr,
+    http: SocketAddr,
+    grpc: SocketAddr,
+    jsonrpc: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills addsvc if the test fails before it has a [`Running`].
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The transport and address of a "listening" log line, logfmt or JSON.
+fn listening(line: &str) -> Option<(String, SocketAddr)> {
+    if let Ok(record) = serde_json::from_str::<serde_json::Value>(line) {
+        let transport = record["transport"].as_str()?.to_owned();
+        return Some((transport, record["addr"].as_str()?.parse().ok()?));
+    }
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key))
+            .map(str::to_owned)
+    };
+    Some((field("transport=")?, field("addr=")?.parse().ok()?))
+}
+
+fn start(extra: &[&str]) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_addsvc"))
+        .args(["-debug.addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"])
+        .args(["-grpc-addr", "127.0.0.1:0", "-jsonrpc-addr", "127.0.0.1:0"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("addsvc starts");
+    let mut guard = KillOnDrop(Some(child));
+    let stderr = guard.0.as_mut().unwrap().stderr.take().unwrap();
+    let (tx, logs) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut addrs = std::collections::HashMap::new();
+    while addrs.len() < 4 {
+        let line = logs
+            .recv_timeout(Duration::from_secs(20))
+            .expect("addsvc logs its four listen addresses");
+        if let Some((transport, addr)) = listening(&line) {
+            addrs.insert(transport, addr);
+        }
+    }
+    Running {
+        child: guard.0.take().unwrap(),
+        logs,
+        debug: addrs["debug/HTTP"],
+        http: addrs["HTTP"],
+        grpc: addrs["gRPC"],
+        jsonrpc: addrs["JSONRPC"],
+    }
+}
+
+/// One HTTP/1.1 request on a new connection; the status and the body.
+fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: addsvc\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // A server refusing a body (413) may answer and close before it is all sent.
+    let _ = stream.write_all(body);
+    read_response(&mut stream)
+}
+
+fn read_response(stream: &mut TcpStream) -> (u16, String) {
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_owned())
+}
+
+fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    http(addr, "POST", path, body.as_bytes())
+}
+
+#[test]
+fn http_speaks_go_kits_addsvc_json_and_refuses_bad_input() {
+    let svc = start(&[]);
+    let ok = |path: &str, body: &str, v: &str| {
+        assert_eq!(
+            post(svc.http, path, body),
+            (200, format!("{{\"v\":{v}}}")),
+            "{path} {body}"
+        );
+    };
+    // go-kit's Go client sends capitalised member names.
+    ok("/sum", r#"{"A":1,"B":2}"#, "3");
+    ok("/sum", r#"{"a":-5,"b":2}"#, "-3");
+    ok("/sum", r#"{"a":2147483646,"b":1}"#, "2147483647");
+    ok("/sum", r#"{"a":7}"#, "7");
+    ok("/concat", r#"{"A":"a","B":"b"}"#, r#""ab""#);
+    ok("/concat", r#"{"a":"12345","b":"67890"}"#, r#""1234567890""#);
+
+    let refused = |path: &str, body: &str, status: u16, error: &str| {
+        let (got_status, got_body) = post(svc.http, path, body);
+        assert_eq!(got_status, status, "{path} {body}: {got_body}");
+        let json: serde_json::Value = serde_json::from_str(&got_body).unwrap();
+        let message = json["error"].as_str().unwrap();
+        assert!(message.contains(error), "{path} {body}: {message}");
+    };
+    // The three business errors, with go-kit's messages.
+    refused("/sum", r#"{"a":0,"b":0}"#, 400, "can't sum two zeroes");
+    refused("/sum", r#"{"a":2147483647,"b":1}"#, 400, "integer overflow");
+    refused(
+        "/sum",
+        r#"{"a":-2147483648,"b":-1}"#,
+        400,
+        "integer overflow",
+    );
+    refused(
+        "/concat",
+        r#"{"a":"123456","b":"78901"}"#,
+        400,
+        "result exceeds maximum size",
+    );
+    // Requests that do not decode.
+    refused("/sum", "not json", 400, "not JSON");
+    refused("/sum", "", 400, "not JSON");
+    refused("/sum", "[1,2]", 400, "must be a JSON object");
+    refused("/sum", r#"{"a":"1","b":2}"#, 400, "must be an integer");
+    refused("/sum", r#"{"a":1.5,"b":2}"#, 400, "64-bit integer");
+    refused(
+        "/sum",
+        r#"{"a":99999999999999999999,"b":2}"#,
+        400,
+        "64-bit integer",
+    );
+    refused("/concat", r#"{"a":1,"b":"x"}"#, 400, "must be a string");
+    // The router and the body limit.
+    refused("/nope", "{}", 404, "no route");
+    let (status, _) = http(svc.http, "GET", "/sum", b"");
+    assert_eq!(status, 405);
+    let huge = format!(r#"{{"a":"{}"}}"#, "x".repeat(2 << 20));
+    let (status, _) = post(svc.http, "/concat", &huge);
+    assert_eq!(status, 413);
+    // Still serving.
+    ok("/sum", r#"{"a":1,"b":2}"#, "3");
+}
+
+#[test]
+fn jsonrpc_and_grpc_speak_go_kits_addsvc() {
+    let svc = start(&[]);
+    let rpc = |body: &str| -> serde_json::Value {
+        let (status, body) = post(svc.jsonrpc, "/", body);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let r = rpc(r#"{"jsonrpc":"2.0","method":"sum","params":{"A":1,"B":2},"id":1}"#);
+    assert_eq!(r["result"], serde_json::json!({"v": 3}), "{r}");
+    let r = rpc(r#"{"jsonrpc":"2.0","method":"concat","params":{"a":"a","b":"b"},"id":"x"}"#);
+    assert_eq!(r["result"], serde_json::json!({"v": "ab"}), "{r}");
+    assert_eq!(r["id"], "x");
+    let r = rpc(r#"{"jsonrpc":"2.0","method":"sum","params":{"a":0,"b":0},"id":2}"#);
+    assert_eq!(r["error"]["message"], "can't sum two zeroes", "{r}");
+    assert_eq!(r["error"]["code"], -32000);
+    let r =
+        rpc(r#"{"jsonrpc":"2.0","method":"concat","params":{"a":"123456","b":"78901"},"id":3}"#);
+    assert_eq!(r["error"]["message"], "result exceeds maximum size", "{r}");
+    // Bad input: params of the wrong shape, an unknown method, not JSON at all.
+    let r = rpc(r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":4}"#);
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    let r = rpc(r#"{"jsonrpc":"2.0","method":"product","params":{},"id":5}"#);
+    assert_eq!(r["error"]["code"], -32601, "{r}");
+    let r = rpc("{oops");
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+    let r = rpc(r#"{"jsonrpc":"2.0","method":"sum","params":{"a":1,"b":2},"id":6}"#);
+    assert_eq!(r["result"]["v"], 3);
+
+    // gRPC with tonic's generated client, as go-kit's gRPC client calls it.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client = pb::add_client::AddClient::connect(format!("http://{}", svc.grpc))
+            .await
+            .unwrap();
+        let sum = |a, b| pb::SumRequest { a, b };
+        let reply = client.sum(sum(1, 2)).await.unwrap().into_inner();
+        assert_eq!((reply.v, reply.err.as_str()), (3, ""));
+        // Business errors travel in err, with status OK.
+        let reply = client.sum(sum(0, 0)).await.unwrap().into_inner();
+        assert_eq!((reply.v, reply.err.as_str()), (0, "can't sum two zeroes"));
+        let reply = client.sum(sum(i64::MAX, 1)).await.unwrap().into_inner();
+        assert_eq!(reply.err, "integer overflow");
+        let concat = |a: &str, b: &str| pb::ConcatRequest {
+            a: a.into(),
+            b: b.into(),
+        };
+        let reply = client.concat(concat("a", "b")).await.unwrap().into_inner();
+        assert_eq!((reply.v.as_str(), reply.err.as_str()), ("ab", ""));
+        let reply = client
+            .concat(concat("123456", "78901"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.err, "result exceeds maximum size");
+        // The health service knows pb.Add.
+        let mut health = tonic_health_client(svc.grpc).await;
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "pb.Add".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            status.status(),
+            tonic_health::pb::health_check_response::ServingStatus::Serving
+        );
+    });
+
+    // Every call above was counted: the debug port's metrics say so.
+    let (status, metrics) = http(svc.debug, "GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series).map(|v| v.trim().parse().unwrap()))
+            .unwrap_or_else(|| panic!("{series} in\n{metrics}"))
+    };
+    // Sums that succeeded: 3 + 3 (JSON-RPC) + 3 (gRPC).
+    assert_eq!(value("example_addsvc_integers_summed "), 9.0);
+    // "ab" twice.
+    assert_eq!(value("example_addsvc_characters_concatenated "), 4.0);
+    assert_eq!(
+        value(r#"example_addsvc_requests_total{method="sum",outcome="rejected",success="false"} "#),
+        3.0
+    );
+    assert_eq!(http(svc.debug, "GET", "/healthz", b"").0, 200);
+    assert_eq!(
+        http(svc.debug, "GET", "/readyz", b""),
+        (200, "ready\n".into())
+    );
+}
+
+async fn tonic_health_client(
+    addr: SocketAddr,
+) -> tonic_health::pb::health_client::HealthClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    tonic_health::pb::health_client::HealthClient::new(channel)
+}
+
+#[test]
+fn addcli_calls_addsvc_over_all_three_transports() {
+    let svc = start(&[]);
+    let addcli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_addcli"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        )
+    };
+    for (flag, addr) in [
+        ("-http-addr", svc.http),
+        ("-grpc-addr", svc.grpc),
+        ("-jsonrpc-addr", svc.jsonrpc),
+    ] {
+        let addr = addr.to_string();
+        let ok = |args: &[&str], line: &str| {
+            let mut all = vec![flag, addr.as_str()];
+            all.extend_from_slice(args);
+            assert_eq!(
+                addcli(&all),
+                (Some(0), line.to_owned(), String::new()),
+                "{all:?}"
+            );
+        };
+        ok(&["1", "2"], "1 + 2 = 3");
+        ok(&["-method", "sum", "-5", "2"], "-5 + 2 = -3");
+        ok(&["-method", "concat", "a", "b"], r#""a" + "b" = "ab""#);
+        let failed = |args: &[&str], error: &str| {
+            let mut all = vec![flag, addr.as_str()];
+            all.extend_from_slice(args);
+            let (code, out, err) = addcli(&all);
+            assert_eq!(code, Some(1), "{all:?}: {out} {err}");
+            assert!(out.is_empty() && err.contains(error), "{all:?}: {err}");
+        };
+        failed(&["0", "0"], "can't sum two zeroes");
+        failed(&["2147483647", "1"], "integer overflow");
+        failed(
+            &["-method", "concat", "123456", "78901"],
+            "result exceeds maximum size",
+        );
+        failed(&["x", "1"], "\"x\" is not an integer");
+        failed(&["1"], "two arguments");
+        failed(&["-method", "product", "1", "2"], "not sum or concat");
+    }
+    let (code, _, err) = addcli(&["1", "2"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("exactly one of"), "{err}");
+    // Nothing listening there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    for flag in ["-http-addr", "-grpc-addr", "-jsonrpc-addr"] {
+        let (code, _, err) = addcli(&[flag, &gone, "1", "2"]);
+        assert_eq!(code, Some(1), "{flag}: {err}");
+        assert!(!err.is_empty());
+    }
+}
+
+#[test]
+fn bad_flags_are_refused_before_anything_starts() {
+    for (args, error) in [
+        (vec!["-http-addr", "nowhere"], "not a listen address"),
+        (vec!["-log.format", "xml"], "not logfmt or json"),
+        (vec!["-drain-timeout", "5"], "not a duration"),
+        (
+            vec!["-zipkin-url", "http://127.0.0.1:9411/api/v2/spans"],
+            "not available",
+        ),
+        (vec!["-nope"], "not defined"),
+        (vec!["stray"], "unexpected argument"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_addsvc"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(error), "{args:?}: {err}");
+    }
+    // A port in use fails the start, with a non-zero exit.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_addsvc"))
+        .args(["-http-addr", &taken.local_addr().unwrap().to_string()])
+        .args(["-debug.addr", "127.0.0.1:0", "-grpc-addr", "127.0.0.1:0"])
+        .args(["-jsonrpc-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use"));
+}
+
+#[test]
+fn json_logs_by_flag() {
+    let svc = start(&["-log.format", "json"]);
+    assert_eq!(post(svc.http, "/sum", r#"{"a":1,"b":2}"#).0, 200);
+    let line = loop {
+        let line = svc.logs.recv_timeout(Duration::from_secs(10)).unwrap();
+        if line.contains("\"method\"") {
+            break line;
+        }
+    };
+    let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["method"], "sum");
+    assert_eq!(record["outcome"], "success");
+}
+
+/// A request whose body is half sent: in flight from the server's side until `finish`.
+struct SlowHttp {
+    stream: TcpStream,
+    rest: &'static [u8],
+}
+
+impl SlowHttp {
+    fn start(addr: SocketAddr, path: &str, body: &'static str) -> SlowHttp {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: addsvc\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+        stream.write_all(first).unwrap();
+        stream.flush().unwrap();
+        SlowHttp { stream, rest }
+    }
+
+    fn finish(mut self) -> (u16, String) {
+        self.stream.write_all(self.rest).unwrap();
+        let mut raw = Vec::new();
+        let mut buf = [0; 4096];
+        // The server closes the connection after answering: the drain ends keep-alive.
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                Err(err) => panic!("reading the response: {err}"),
+            }
+        }
+        let text = String::from_utf8_lossy(&raw);
+        let status = text[9..12].parse().unwrap();
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, body.to_owned())
+    }
+}
+
+#[test]
+fn sigterm_drains_every_in_flight_request_then_exits_zero() {
+    let mut svc = start(&["-drain-timeout", "20s"]);
+    // Many requests in flight over HTTP and JSON-RPC: each has sent half its body.
+    let mut slow = Vec::new();
+    for i in 0..10 {
+        let (addr, path, body) = if i % 2 == 0 {
+            (svc.http, "/sum", r#"{"a":40,"b":2}"#)
+        } else {
+            (
+                svc.jsonrpc,
+                "/",
+                r#"{"jsonrpc":"2.0","method":"sum","params":{"a":40,"b":2},"id":1}"#,
+            )
+        };
+        slow.push(SlowHttp::start(addr, path, body));
+    }
+    // And gRPC calls whose message is half sent.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let grpc_addr = svc.grpc;
+    let (grpc_go, grpc_calls) = runtime.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(grpc_addr).await.unwrap();
+        let (send, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        let message = prost::Message::encode_to_vec(&pb::SumRequest { a: 40, b: 2 });
+        let mut frame = vec![0];
+        frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&message);
+        let (go, _) = tokio::sync::watch::channel(false);
+        let mut calls = Vec::new();
+        for _ in 0..5 {
+            let request = http::Request::post("/pb.Add/Sum")
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(())
+                .unwrap();
+            let mut ready = send.clone().ready().await.unwrap();
+            let (response, mut stream) = ready.send_request(request, false).unwrap();
+            stream
+                .send_data(bytes::Bytes::copy_from_slice(&frame[..4]), false)
+                .unwrap();
+            let rest = bytes::Bytes::copy_from_slice(&frame[4..]);
+            let mut go = go.subscribe();
+            calls.push(tokio::spawn(async move {
+                let _ = go.wait_for(|go| *go).await;
+                stream.send_data(rest, true).unwrap();
+                let response = response.await.unwrap();
+                let mut body = response.into_body();
+                let mut data = Vec::new();
+                while let Some(chunk) = body.data().await {
+                    data.extend_from_slice(&chunk.unwrap());
+                }
+                let trailers = body.trailers().await.unwrap().unwrap_or_default();
+                let status = trailers
+                    .get("grpc-status")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let reply: pb::SumReply = prost::Message::decode(&data[5..]).unwrap();
+                (status, reply.v)
+            }));
+        }
+        (go, calls)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
+    let pid = svc.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+
+    // Draining: not ready, while the debug port still answers; new connections are refused.
+    let mut not_ready = false;
+    for _ in 0..50 {
+        if http(svc.debug, "GET", "/readyz", b"") == (503, "not ready\n".into()) {
+            not_ready = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(not_ready, "/readyz turns 503 during the drain");
+    let refused = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        TcpStream::connect(svc.http).is_err()
+    });
+    assert!(refused, "the HTTP port stops accepting");
+
+    // Every in-flight request completes.
+    for (i, request) in slow.into_iter().enumerate() {
+        let (status, body) = request.finish();
+        assert_eq!(status, 200, "request {i}: {body}");
+        assert!(body.contains(r#""v":42"#), "request {i}: {body}");
+    }
+    grpc_go.send(true).unwrap();
+    runtime.block_on(async {
+        for call in grpc_calls {
+            assert_eq!(call.await.unwrap(), (Some("0".to_owned()), 42));
+        }
+    });
+
+    let status = wait_exit(&mut svc.child, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "a clean drain exits 0");
+    let logs: Vec<String> = svc.logs.try_iter().collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("msg=stopped") && !l.contains("err=")),
+        "{logs:#?}"
+    );
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < within, "addsvc did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
