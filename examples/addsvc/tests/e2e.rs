@@ -58,6 +58,7 @@ fn start(extra: &[&str]) -> Running {
         .args(["-debug.addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"])
         .args(["-grpc-addr", "127.0.0.1:0", "-jsonrpc-addr", "127.0.0.1:0"])
         .args(extra)
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("addsvc starts");
