@@ -145,8 +145,8 @@ async fn signals_start_the_drain() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     // A real SIGTERM to this very process, as an orchestrator sends it.
     let pid = std::process::id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+    let killed = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
         .status()
         .unwrap();
     assert!(killed.success());

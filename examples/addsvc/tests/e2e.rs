@@ -510,7 +510,10 @@ fn sigterm_drains_every_in_flight_request_then_exits_zero() {
     std::thread::sleep(Duration::from_millis(300));
 
     let pid = svc.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
+        .status()
+        .unwrap();
     assert!(killed.success());
 
     // Draining: not ready, while the debug port still answers; new connections are refused.

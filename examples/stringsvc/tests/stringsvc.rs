@@ -69,8 +69,8 @@ fn uppercase_and_count_and_their_errors() {
     // SIGTERM: a clean drain, exit 0.
     let pid = child.id().to_string();
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
+        Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
             .status()
             .unwrap()
             .success()
