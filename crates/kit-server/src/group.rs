@@ -42,6 +42,12 @@ pub enum RunError {
         /// What it returned.
         error: BoxError,
     },
+    /// A second SIGINT or SIGTERM came during the drain: the tasks still running were
+    /// aborted.
+    Interrupted {
+        /// Their names.
+        still_running: Vec<String>,
+    },
     /// Tasks were still running when the drain deadline passed.
     DrainTimeout {
         /// Their names.
@@ -55,6 +61,11 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::Task { name, error } => write!(f, "{name}: {error}"),
+            RunError::Interrupted { still_running } => write!(
+                f,
+                "a second signal abandoned the drain: {} aborted",
+                still_running.join(", ")
+            ),
             RunError::DrainTimeout {
                 still_running,
                 deadline,
@@ -71,7 +82,7 @@ impl std::error::Error for RunError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RunError::Task { error, .. } => Some(error.as_ref()),
-            RunError::DrainTimeout { .. } => None,
+            RunError::Interrupted { .. } | RunError::DrainTimeout { .. } => None,
         }
     }
 }
@@ -106,6 +117,8 @@ impl std::error::Error for RunError {
 pub struct Group {
     stopping: CancellationToken,
     drained: CancellationToken,
+    // A second signal during the drain: give up on it.
+    abandon: CancellationToken,
     tasks: Vec<(String, Task)>,
     observers: Vec<(String, Task)>,
     deadline: Duration,
@@ -137,6 +150,7 @@ impl Group {
         Group {
             stopping: CancellationToken::new(),
             drained: CancellationToken::new(),
+            abandon: CancellationToken::new(),
             tasks: Vec::new(),
             observers: Vec::new(),
             deadline: Duration::from_secs(30),
@@ -198,18 +212,27 @@ impl Group {
         ));
     }
 
-    /// Starts the drain on SIGINT or SIGTERM. Installing the handlers fails only when the
-    /// process cannot handle signals at all.
+    /// Starts the drain on SIGINT or SIGTERM; a second one during the drain abandons it
+    /// (Ctrl-C twice), aborting the tasks still running. Installing the handlers fails only
+    /// when the process cannot handle signals at all.
     pub fn stop_on_signals(&mut self) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
-        let stopping = self.stopping.clone();
-        self.spawn("signals", async move {
+        let (stopping, drained) = (self.stopping.clone(), self.drained.clone());
+        let abandon = self.abandon.clone();
+        // An observer: it listens through the drain, and its return does not end it early.
+        self.spawn_observer("signals", async move {
             tokio::select! {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
                 () = stopping.cancelled() => {}
+            }
+            stopping.cancel();
+            tokio::select! {
+                _ = interrupt.recv() => abandon.cancel(),
+                _ = terminate.recv() => abandon.cancel(),
+                () = drained.cancelled() => {}
             }
             Ok::<_, BoxError>(())
         });
@@ -222,44 +245,23 @@ impl Group {
         let Group {
             stopping,
             drained,
+            abandon,
             tasks,
             observers,
             deadline,
             health,
         } = self;
-        let mut main = JoinSet::new();
-        let mut names = std::collections::HashMap::new();
-        for (name, task) in tasks {
-            names.insert(main.spawn(task).id(), name);
+        if tasks.is_empty() && observers.is_empty() {
+            return Ok(());
         }
-        let mut watchers = JoinSet::new();
-        let mut observer_names = std::collections::HashMap::new();
-        for (name, task) in observers {
-            observer_names.insert(watchers.spawn(task).id(), name);
-        }
+        let mut main = Tasks::spawn(tasks);
+        let mut watchers = Tasks::spawn(observers);
         let mut first_failure: Option<RunError> = None;
-        let mut record =
-            |name: String, outcome: Result<Result<(), BoxError>, tokio::task::JoinError>| {
-                let error = match outcome {
-                    Ok(Ok(())) => return,
-                    Ok(Err(error)) => error,
-                    Err(join) => format!("panicked: {join}").into(),
-                };
-                if first_failure.is_none() {
-                    first_failure = Some(RunError::Task { name, error });
-                }
-            };
 
         // Until the first return, or an explicit stop.
         tokio::select! {
-            Some(done) = main.join_next_with_id() => {
-                let (id, outcome) = split(done);
-                record(names.remove(&id).unwrap_or_default(), outcome);
-            }
-            Some(done) = watchers.join_next_with_id() => {
-                let (id, outcome) = split(done);
-                record(observer_names.remove(&id).unwrap_or_default(), outcome);
-            }
+            Some(failure) = main.next() => first_failure = failure,
+            Some(failure) = watchers.next() => first_failure = failure,
             () = stopping.cancelled() => {}
         }
         stopping.cancel();
@@ -267,38 +269,70 @@ impl Group {
 
         // The drain: the main tasks first, then the observers, all within the deadline.
         let drain = async {
-            while let Some(done) = main.join_next_with_id().await {
-                let (id, outcome) = split(done);
-                record(names.remove(&id).unwrap_or_default(), outcome);
+            while let Some(failure) = main.next().await {
+                first_failure = first_failure.take().or(failure);
             }
             drained.cancel();
-            while let Some(done) = watchers.join_next_with_id().await {
-                let (id, outcome) = split(done);
-                record(observer_names.remove(&id).unwrap_or_default(), outcome);
+            while let Some(failure) = watchers.next().await {
+                first_failure = first_failure.take().or(failure);
             }
         };
-        if tokio::time::timeout(deadline, drain).await.is_err() {
-            let mut still_running: Vec<String> = names
-                .into_values()
-                .chain(observer_names.into_values())
-                .collect();
-            still_running.sort();
-            main.abort_all();
-            watchers.abort_all();
-            return Err(first_failure.unwrap_or(RunError::DrainTimeout {
+        let interrupted = tokio::select! {
+            finished = tokio::time::timeout(deadline, drain) => finished.is_err().then_some(false),
+            () = abandon.cancelled() => Some(true),
+        };
+        let Some(interrupted) = interrupted else {
+            return first_failure.map_or(Ok(()), Err);
+        };
+        // Observers still running before `drained` fired were never asked to stop: only the
+        // main tasks are late then.
+        let mut still_running = main.names();
+        if still_running.is_empty() {
+            still_running = watchers.names();
+        }
+        main.set.abort_all();
+        watchers.set.abort_all();
+        // A task's failure is the root cause; report it first.
+        Err(first_failure.unwrap_or(if interrupted {
+            RunError::Interrupted { still_running }
+        } else {
+            RunError::DrainTimeout {
                 still_running,
                 deadline,
-            }));
-        }
-        first_failure.map_or(Ok(()), Err)
+            }
+        }))
     }
 }
 
-fn split<T>(
-    done: Result<(tokio::task::Id, T), tokio::task::JoinError>,
-) -> (tokio::task::Id, Result<T, tokio::task::JoinError>) {
-    match done {
-        Ok((id, value)) => (id, Ok(value)),
-        Err(err) => (err.id(), Err(err)),
+/// Running tasks and their names.
+struct Tasks {
+    set: JoinSet<Result<(), BoxError>>,
+    names: std::collections::HashMap<tokio::task::Id, String>,
+}
+
+impl Tasks {
+    fn spawn(tasks: Vec<(String, Task)>) -> Tasks {
+        let mut set = JoinSet::new();
+        let mut names = std::collections::HashMap::new();
+        for (name, task) in tasks {
+            names.insert(set.spawn(task).id(), name);
+        }
+        Tasks { set, names }
+    }
+
+    /// Waits for the next task to return: `None` when none is left, else its failure if any.
+    async fn next(&mut self) -> Option<Option<RunError>> {
+        let (id, outcome) = match self.set.join_next_with_id().await? {
+            Ok((id, outcome)) => (id, outcome),
+            Err(join) => (join.id(), Err(format!("panicked: {join}").into())),
+        };
+        let name = self.names.remove(&id).unwrap_or_default();
+        Some(outcome.err().map(|error| RunError::Task { name, error }))
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.names.values().cloned().collect();
+        names.sort();
+        names
     }
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Clone, Debug)]
 pub struct Health {
     ready: Arc<AtomicBool>,
+    draining: Arc<tokio::sync::Mutex<bool>>,
     grpc: kit_transport_grpc::Health,
 }
 
@@ -26,6 +27,7 @@ impl Health {
     pub fn new() -> Health {
         Health {
             ready: Arc::new(AtomicBool::new(true)),
+            draining: Arc::new(tokio::sync::Mutex::new(false)),
             grpc: kit_transport_grpc::Health::new(),
         }
     }
@@ -36,8 +38,14 @@ impl Health {
     }
 
     /// Marks the service ready or not (waiting on a dependency, say). The gRPC side follows
-    /// for the server as a whole (the service name `""`).
+    /// for the server as a whole (the service name `""`). Once the drain has started this does
+    /// nothing: a draining service stays not ready.
     pub async fn set_ready(&self, ready: bool) {
+        // Held across the update, so that the drain cannot interleave with it.
+        let draining = self.draining.lock().await;
+        if *draining {
+            return;
+        }
         self.ready.store(ready, Ordering::Release);
         self.grpc.set_serving("", ready).await;
     }
@@ -51,6 +59,8 @@ impl Health {
 
     /// Not ready, for good: the drain has started.
     pub(crate) async fn start_draining(&self) {
+        let mut draining = self.draining.lock().await;
+        *draining = true;
         self.ready.store(false, Ordering::Release);
         self.grpc.shut_down().await;
     }

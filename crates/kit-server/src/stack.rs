@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 ///    [`ServerStack::with`] adds any middleware here today);
 /// 4. timeout: the call's deadline tightened to at most this;
 /// 5. concurrency limit, innermost: calls over the limit are refused at once as overloaded
-///    (`503`, `RESOURCE_EXHAUSTED`) rather than queued, so that the timeout above does not
+///    (HTTP 429, gRPC `RESOURCE_EXHAUSTED`) rather than queued, so that the timeout above does not
 ///    spend itself waiting.
 ///
 /// Each layer is optional. [`wrap`](ServerStack::wrap) boxes the result once, at the edge.

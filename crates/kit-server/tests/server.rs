@@ -302,3 +302,54 @@ async fn the_debug_handler_serves_health_and_metrics_over_http() {
     assert_eq!(get("GET", "/readyz").await, (503, "not ready\n".into()));
     assert_eq!(get("GET", "/healthz").await.0, 200, "still live");
 }
+
+#[tokio::test]
+async fn an_empty_group_returns_at_once_and_readiness_stays_off_once_draining() {
+    Group::new().run().await.unwrap();
+
+    let mut group = Group::new();
+    let health = group.health();
+    let stopping = group.stopping();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    group.spawn("server", {
+        let health = health.clone();
+        async move {
+            stopping.wait().await;
+            // A late "ready" from the service during the drain is ignored.
+            health.set_ready(true).await;
+            tx.send(health.is_ready()).unwrap();
+            Ok::<_, Error>(())
+        }
+    });
+    group.stop();
+    group.run().await.unwrap();
+    assert!(!rx.await.unwrap());
+}
+
+#[tokio::test]
+async fn a_second_signal_abandons_the_drain() {
+    let mut group = Group::new().drain_deadline(Duration::from_secs(60));
+    group.stop_on_signals().unwrap();
+    group.spawn("stubborn", async {
+        std::future::pending::<()>().await;
+        Ok::<_, Error>(())
+    });
+    let run = tokio::spawn(group.run());
+    let pid = std::process::id();
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let sent = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -INT {pid}")])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    match tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .expect("the second signal ends the run")
+        .unwrap()
+    {
+        Err(RunError::Interrupted { still_running }) => assert_eq!(still_running, ["stubborn"]),
+        other => panic!("{other:?}"),
+    }
+}

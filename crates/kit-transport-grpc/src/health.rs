@@ -5,9 +5,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use tokio::sync::Mutex;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -26,7 +27,7 @@ use tonic_health::server::{HealthReporter, HealthService};
 pub struct Health {
     reporter: HealthReporter,
     // tonic-health cannot list the names it holds; shutting down needs them all.
-    names: Arc<Mutex<Vec<String>>>,
+    names: Arc<Mutex<Names>>,
     shut_down: CancellationToken,
 }
 
@@ -41,7 +42,10 @@ impl Health {
     pub fn new() -> Health {
         Health {
             reporter: HealthReporter::new(),
-            names: Arc::new(Mutex::new(vec![String::new()])),
+            names: Arc::new(Mutex::new(Names {
+                list: vec![String::new()],
+                shut_down: false,
+            })),
             shut_down: CancellationToken::new(),
         }
     }
@@ -57,12 +61,16 @@ impl Health {
     /// Reports `service` (its full name, `package.Service`; `""` for the whole server) as
     /// `SERVING` or `NOT_SERVING`. A name never set answers Check with `NOT_FOUND`, as the
     /// protocol asks.
+    ///
+    /// After [`shut_down`](Health::shut_down), this does nothing: shutdown is for good.
     pub async fn set_serving(&self, service: &str, serving: bool) {
-        {
-            let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
-            if !names.iter().any(|n| n == service) {
-                names.push(service.to_owned());
-            }
+        // Held across the update, so that a shutdown cannot interleave with it.
+        let mut names = self.names.lock().await;
+        if names.shut_down {
+            return;
+        }
+        if !names.list.iter().any(|n| n == service) {
+            names.list.push(service.to_owned());
         }
         let status = if serving {
             ServingStatus::Serving
@@ -74,20 +82,25 @@ impl Health {
 
     /// Reports the server and every service it has named as `NOT_SERVING`, for good, and ends
     /// Watch streams once they have sent that: a stream that never ends would hold its
-    /// connection, and so the drain, open until the drain timeout.
+    /// connection, and so the drain, open until the drain timeout. Calling it again does
+    /// nothing more.
     pub async fn shut_down(&self) {
-        let names = self
-            .names
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        for name in names {
+        let mut names = self.names.lock().await;
+        names.shut_down = true;
+        for name in &names.list {
             self.reporter
-                .set_service_status(&name, ServingStatus::NotServing)
+                .set_service_status(name, ServingStatus::NotServing)
                 .await;
         }
         self.shut_down.cancel();
     }
+}
+
+/// The names statuses were set for, and whether shutdown has come.
+#[derive(Debug)]
+struct Names {
+    list: Vec<String>,
+    shut_down: bool,
 }
 
 /// The `grpc.health.v1.Health` implementation [`Health::service`] serves: tonic-health's, with

@@ -121,7 +121,9 @@ impl Listener {
     /// calls finish, and returns once every connection has closed.
     ///
     /// Returns an error if the server fails, or if connections were still open when the drain
-    /// timeout passed.
+    /// timeout passed. In that case the calls still running are not cut off (tonic runs each
+    /// connection on a task of its own): the error is the signal for the process to exit,
+    /// which ends them.
     pub async fn serve(self, routes: Routes, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let routes = match &self.health {
             Some(health) => routes.add_service(health.service()),

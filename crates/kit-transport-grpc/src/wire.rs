@@ -78,6 +78,7 @@ where
                 inner: body,
                 limit,
                 framing: Framing::default(),
+                refused: false,
             })
         });
         let response = self.inner.call(request);
@@ -144,6 +145,8 @@ struct LimitedMessages {
     inner: Body,
     limit: usize,
     framing: Framing,
+    // Once a message is refused the stream is over: the framing state is meaningless after it.
+    refused: bool,
 }
 
 impl HttpBody for LimitedMessages {
@@ -155,11 +158,15 @@ impl HttpBody for LimitedMessages {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = &mut *self;
+        if this.refused {
+            return Poll::Ready(None);
+        }
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
             && let Err(len) = this.framing.feed(data, this.limit)
         {
+            this.refused = true;
             return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
                 "request message of {len} bytes is over the limit of {} bytes",
                 this.limit
@@ -195,9 +202,11 @@ impl HttpBody for WithTrailers {
             Some(Ok(frame)) if frame.is_trailers() => {
                 let mut trailers = frame.into_trailers().unwrap_or_default();
                 if let Some(ours) = this.trailers.take() {
-                    // The status tonic wrote wins over anything a hook set under its names.
+                    // The status is tonic's: hooks may not write grpc-* names, nor replace a
+                    // name tonic wrote; every value a hook appended under its own names goes.
+                    let theirs: Vec<_> = trailers.keys().cloned().collect();
                     for (name, value) in &ours {
-                        if !trailers.contains_key(name) {
+                        if !name.as_str().starts_with("grpc-") && !theirs.contains(name) {
                             trailers.append(name, value.clone());
                         }
                     }

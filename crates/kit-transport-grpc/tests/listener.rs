@@ -234,7 +234,8 @@ async fn shutdown_drains_in_flight_calls_and_reports_not_serving() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Time for the calls to reach the server (what makes them in flight).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     stop.send(()).unwrap();
 
     // Watchers learn of the drain while the calls are still running, then their stream ends
@@ -251,6 +252,18 @@ async fn shutdown_drains_in_flight_calls_and_reports_not_serving() {
         .expect("the drain ends once the calls are done")
         .unwrap();
     served.expect("a clean drain");
+    // Shutdown is for good: a late SERVING is ignored, as another listener serving the same
+    // health shows.
+    health.set_serving("kittest.Echo", true).await;
+    let (addr, _again) = serve_with(|l| l, health, std::future::pending()).await;
+    let status = HealthClient::new(channel(addr).await)
+        .check(HealthCheckRequest {
+            service: "kittest.Echo".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.status(), ServingStatus::NotServing);
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no longer accepting"

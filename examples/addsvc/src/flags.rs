@@ -108,14 +108,18 @@ pub fn usage(flags: &[Flag]) -> String {
     out
 }
 
-/// A listen address as Go writes it: `:8080` is every interface, else `host:port`.
+/// A listen address as Go writes it: `:8080` is every interface, else `host:port` (a name
+/// such as `localhost` is resolved; its first address is used).
 pub fn addr(value: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
     let full = match value.strip_prefix(':') {
         Some(port) => format!("0.0.0.0:{port}"),
         None => value.to_owned(),
     };
-    full.parse()
-        .map_err(|_| format!("{value:?} is not a listen address (HOST:PORT or :PORT)"))
+    full.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| format!("{value:?} is not a listen address (HOST:PORT or :PORT)"))
 }
 
 /// A duration as Go writes it, in one unit: `500ms`, `30s`, `2m`, `1h`.
@@ -124,13 +128,14 @@ pub fn duration(value: &str) -> Result<Duration, String> {
     let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = value.split_at(split);
     let n: u64 = number.parse().map_err(|_| bad())?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(bad()),
-    })
+    let seconds = |per: u64| n.checked_mul(per).map(Duration::from_secs).ok_or_else(bad);
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        _ => Err(bad()),
+    }
 }
 
 #[cfg(test)]
@@ -180,5 +185,7 @@ mod tests {
         assert!(duration("5").is_err());
         assert!(duration("5 s").is_err());
         assert!(duration("s").is_err());
+        assert!(duration("99999999999999999h").is_err());
+        assert!(addr("localhost:0").unwrap().ip().is_loopback());
     }
 }

@@ -136,8 +136,11 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         .concurrency_limit(config.max_in_flight)
         .wrap(service::concat_endpoint(characters));
 
-    // Every port is bound before anything serves: a port in use fails the start.
+    // Signals are handled before anything is bound or logged: a SIGTERM from then on drains.
     let drain = config.drain_timeout;
+    let mut group = Group::new().drain_deadline(drain + Duration::from_secs(1));
+    group.stop_on_signals()?;
+    // Every port is bound before anything serves: a port in use fails the start.
     let http = kit_transport_http::Listener::bind(config.http_addr)
         .await?
         .drain_timeout(drain);
@@ -145,7 +148,6 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         .await?
         .drain_timeout(drain);
     let debug = kit_transport_http::Listener::bind(config.debug_addr).await?;
-    let mut group = Group::new().drain_deadline(drain + Duration::from_secs(1));
     let health = group.health();
     let grpc = kit_transport_grpc::Listener::bind(config.grpc_addr)
         .await?
@@ -161,7 +163,6 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         kit_log::info!(logger, "transport", transport, "addr", addr);
     }
 
-    group.stop_on_signals()?;
     let stopping = group.stopping();
     group.spawn(
         "HTTP",

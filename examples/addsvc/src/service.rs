@@ -65,14 +65,15 @@ pub fn sum_endpoint(integers: impl Counter) -> impl Endpoint<SumRequest, Respons
     })
 }
 
-/// The Concat endpoint; `characters` counts the characters concatenated.
+/// The Concat endpoint; `characters` counts the characters concatenated, in bytes as go-kit's
+/// `len(v)` does.
 pub fn concat_endpoint(
     characters: impl Counter,
 ) -> impl Endpoint<ConcatRequest, Response = String> + Clone {
     endpoint_fn(move |_cx: Context, r: ConcatRequest| {
         let result = concat(&r.a, &r.b);
         if let Ok(v) = &result {
-            characters.add(v.chars().count() as f64);
+            characters.add(v.len() as f64);
         }
         std::future::ready(result)
     })

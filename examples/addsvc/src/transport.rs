@@ -94,9 +94,10 @@ fn json_body(request: &Request<Bytes>) -> Result<Value, Error> {
 
 // ---- HTTP ----
 
-/// go-kit addsvc's error statuses: 400 for its business errors and for requests that do not
-/// decode, the error's own 4xx for other faults of the request (413, say), 500 for anything
-/// else. The body is `{"error":"<message>"}`.
+/// The error statuses: 400 for the three business errors (as go-kit's addsvc) and for
+/// requests that do not decode (go-kit answers those 500, as it does anything it does not
+/// know; a client's mistake is a 4xx here), the error's own 4xx for other faults of the
+/// request (413, 429), 500 for anything else. The body is `{"error":"<message>"}`, as go-kit's.
 pub fn http_status_of(err: &Error) -> StatusCode {
     if err.kind() == ErrorKind::Business {
         return StatusCode::BAD_REQUEST;
@@ -150,7 +151,9 @@ pub fn http_router(
 // ---- JSON-RPC ----
 
 /// The JSON-RPC 2.0 server: methods `sum` and `concat`, params `{"a":..,"b":..}`, result
-/// `{"v":..}`; business errors as JSON-RPC errors (code -32000, the message go-kit's).
+/// `{"v":..}`; business errors as JSON-RPC errors (code -32000, go-kit's message, the kind in
+/// `data`). go-kit's own JSON-RPC transport answers them as a result `{"v":0}` and loses the
+/// error; a JSON-RPC client expects an error object.
 pub fn jsonrpc_server(
     sum: BoxEndpoint<SumRequest, i64>,
     concat: BoxEndpoint<ConcatRequest, String>,

@@ -1,6 +1,7 @@
 //! stringsvc: the smallest kit-rs service, after go-kit's stringsvc1. Two endpoints over
 //! HTTP/JSON: `POST /uppercase {"s":"hello"}` answers `{"v":"HELLO"}` (an empty string is a
-//! 400 error), `POST /count {"s":"hello"}` answers `{"v":5}`.
+//! 400 error), `POST /count {"s":"hello"}` answers `{"v":5}` (the length in bytes, as go-kit's
+//! `len`).
 //!
 //! `cargo run -p stringsvc` listens on :8080 (`stringsvc -listen 127.0.0.1:9000` elsewhere) and
 //! drains on SIGINT or SIGTERM.
@@ -12,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
 struct StringRequest {
+    // Absent is empty, as Go's decoder leaves it.
+    #[serde(default)]
     s: String,
 }
 
@@ -38,7 +41,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         endpoint_fn(|_cx, r: StringRequest| async move { uppercase(&r.s).map(|v| Reply { v }) });
     let count = endpoint_fn(|_cx, r: StringRequest| async move {
         Ok::<_, Error>(Reply {
-            v: r.s.chars().count(),
+            // Bytes, as go-kit's `len(s)`.
+            v: r.s.len(),
         })
     });
     let router = Router::new()

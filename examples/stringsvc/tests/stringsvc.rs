@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, serde_json::Value) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -21,16 +22,24 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, serde_json::Value) {
 
 #[test]
 fn uppercase_and_count_and_their_errors() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stringsvc"))
-        .args(["-listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_stringsvc"))
+            .args(["-listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stderr).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("stringsvc says where it listens");
     let addr: SocketAddr = line
         .trim()
         .strip_prefix("listening on ")
@@ -47,9 +56,15 @@ fn uppercase_and_count_and_their_errors() {
         post(addr, "/count", r#"{"s":"hello"}"#),
         (200, json(r#"{"v":5}"#))
     );
+    // Bytes, as go-kit counts them.
     assert_eq!(
         post(addr, "/count", r#"{"s":"héllo"}"#),
-        (200, json(r#"{"v":5}"#))
+        (200, json(r#"{"v":6}"#))
+    );
+    // An absent member is empty, as in Go.
+    assert_eq!(
+        post(addr, "/count", r#"{"t":"x"}"#),
+        (200, json(r#"{"v":0}"#))
     );
     let (status, body) = post(addr, "/uppercase", r#"{"s":""}"#);
     assert_eq!(
@@ -58,7 +73,7 @@ fn uppercase_and_count_and_their_errors() {
     );
     let (status, body) = post(addr, "/uppercase", "{nope");
     assert_eq!(status, 400, "{body}");
-    let (status, _) = post(addr, "/count", r#"{"t":"x"}"#);
+    let (status, _) = post(addr, "/count", r#"{"s":5}"#);
     assert_eq!(status, 400);
     assert_eq!(
         post(addr, "/count", r#"{"s":"ok"}"#).0,
@@ -67,7 +82,7 @@ fn uppercase_and_count_and_their_errors() {
     );
 
     // SIGTERM: a clean drain, exit 0.
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     assert!(
         Command::new("sh")
             .args(["-c", &format!("kill -TERM {pid}")])
@@ -75,5 +90,26 @@ fn uppercase_and_count_and_their_errors() {
             .unwrap()
             .success()
     );
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "stringsvc did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+/// Kills stringsvc if the test fails before it exits.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
