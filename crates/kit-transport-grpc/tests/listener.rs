@@ -255,8 +255,8 @@ async fn shutdown_drains_in_flight_calls_and_reports_not_serving() {
     // Shutdown is for good: a late SERVING is ignored, as another listener serving the same
     // health shows.
     health.set_serving("kittest.Echo", true).await;
-    let (addr, _again) = serve_with(|l| l, health, std::future::pending()).await;
-    let status = HealthClient::new(channel(addr).await)
+    let (again, _server) = serve_with(|l| l, health, std::future::pending()).await;
+    let status = HealthClient::new(channel(again).await)
         .check(HealthCheckRequest {
             service: "kittest.Echo".into(),
         })
