@@ -431,20 +431,8 @@ impl SlowHttp {
 
     fn finish(mut self) -> (u16, String) {
         self.stream.write_all(self.rest).unwrap();
-        let mut raw = Vec::new();
-        let mut buf = [0; 4096];
         // The server closes the connection after answering: the drain ends keep-alive.
-        loop {
-            match self.stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => raw.extend_from_slice(&buf[..n]),
-                Err(err) => panic!("reading the response: {err}"),
-            }
-        }
-        let text = String::from_utf8_lossy(&raw);
-        let status = text[9..12].parse().unwrap();
-        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        (status, body.to_owned())
+        read_response(&mut self.stream)
     }
 }
 
