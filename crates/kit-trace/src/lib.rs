@@ -1,7 +1,14 @@
-//! kit-trace: Zipkin-compatible tracing on OpenTelemetry: spans around endpoints and transports, B3 and W3C propagation.
+//! kit-trace: Zipkin-compatible request tracing on OpenTelemetry, with B3 and W3C propagation
+//! over HTTP and gRPC.
 //!
-//! **Status: Draft — not implemented yet.** This crate has no API yet; its planned scope is in
-//! the RFC, `docs/rfcs/0006-kit-trace.md`.
+//! **Status: partly implemented** (RFC 0006). Ready: [`propagation`], reading B3 (single and
+//! multi header) and W3C Trace Context, and writing the formats chosen, hardened against
+//! hostile headers. Not built yet: the Zipkin exporter and tracer setup, and the span
+//! middlewares for endpoints and transports.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+pub mod propagation;
+
+pub use propagation::{Extracted, Format, Propagation};

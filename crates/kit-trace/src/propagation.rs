@@ -1,0 +1,254 @@
+//! Trace context on the wire: B3 (single `b3` header and multi `X-B3-*` headers) and W3C
+//! Trace Context (`traceparent`, `tracestate`), read from and written to HTTP headers (gRPC
+//! metadata is HTTP/2 headers: `tonic::metadata::MetadataMap::as_ref` is a `HeaderMap`).
+//!
+//! Every format is accepted on extract; which ones are written on inject is configured. Input
+//! is untrusted: anything malformed (bad hex, wrong lengths, all-zero ids, oversized values,
+//! non-ASCII) is ignored as if absent, so the request starts a new trace and still succeeds.
+
+use std::str::FromStr;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
+use opentelemetry::{SpanId, TraceId};
+
+/// A format of trace context headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// W3C Trace Context: `traceparent` and `tracestate`.
+    W3C,
+    /// B3 single header: `b3: {trace}-{span}-{sampled}`.
+    B3Single,
+    /// B3 multiple headers: `X-B3-TraceId`, `X-B3-SpanId`, `X-B3-Sampled`.
+    B3Multi,
+}
+
+/// The trace context a request arrived with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Extracted {
+    /// The caller's span: the parent of the span the server starts. `is_remote` is set; its
+    /// flags say sampled when the caller decided so.
+    pub span_context: SpanContext,
+    /// The caller's sampling decision, or `None` when it left the decision to us (B3 allows
+    /// that; W3C always decides).
+    pub sampled: Option<bool>,
+}
+
+/// Which formats are written on inject; all are read on extract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Propagation {
+    inject: Vec<Format>,
+}
+
+impl Default for Propagation {
+    /// Writes B3 multi headers (what Zipkin-instrumented services read) and W3C Trace Context
+    /// (what OpenTelemetry-instrumented ones read).
+    fn default() -> Self {
+        Propagation {
+            inject: vec![Format::B3Multi, Format::W3C],
+        }
+    }
+}
+
+// The longest header value considered; real ones are under 100 bytes (tracestate under 512).
+const MAX_VALUE: usize = 512;
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+const B3: &str = "b3";
+const B3_TRACE_ID: &str = "x-b3-traceid";
+const B3_SPAN_ID: &str = "x-b3-spanid";
+const B3_PARENT_SPAN_ID: &str = "x-b3-parentspanid";
+const B3_SAMPLED: &str = "x-b3-sampled";
+const B3_FLAGS: &str = "x-b3-flags";
+
+impl Propagation {
+    /// Writes exactly `formats` on inject (in that order).
+    pub fn inject_only(formats: &[Format]) -> Self {
+        Propagation {
+            inject: formats.to_vec(),
+        }
+    }
+
+    /// The trace context in `headers`: W3C first, then B3 single, then B3 multi; the first
+    /// well-formed one wins. `None` when there is none, or none that is well formed.
+    pub fn extract(&self, headers: &HeaderMap) -> Option<Extracted> {
+        extract_w3c(headers)
+            .or_else(|| extract_b3_single(headers))
+            .or_else(|| extract_b3_multi(headers))
+    }
+
+    /// Writes `span_context` to `headers` in each configured format, replacing what was there.
+    /// An invalid context writes nothing.
+    pub fn inject(&self, span_context: &SpanContext, headers: &mut HeaderMap) {
+        if !span_context.is_valid() {
+            return;
+        }
+        let trace_id = trace_id_hex(span_context.trace_id());
+        let span_id = format!("{:016x}", span_context.span_id());
+        let sampled = span_context.is_sampled();
+        let mut set = |name: &'static str, value: String| {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        };
+        for format in &self.inject {
+            match format {
+                Format::W3C => {
+                    set(
+                        TRACEPARENT,
+                        format!(
+                            "00-{:032x}-{span_id}-{:02x}",
+                            span_context.trace_id(),
+                            span_context.trace_flags().to_u8() & 1
+                        ),
+                    );
+                    let state = span_context.trace_state().header();
+                    if !state.is_empty() {
+                        set(TRACESTATE, state);
+                    }
+                }
+                Format::B3Single => {
+                    set(B3, format!("{trace_id}-{span_id}-{}", u8::from(sampled)));
+                }
+                Format::B3Multi => {
+                    set(B3_TRACE_ID, trace_id.clone());
+                    set(B3_SPAN_ID, span_id.clone());
+                    set(B3_SAMPLED, if sampled { "1" } else { "0" }.to_owned());
+                }
+            }
+        }
+    }
+}
+
+/// A trace id as B3 and Zipkin write it: 16 hex digits when its high half is zero (a 64-bit
+/// id, as Zipkin-instrumented peers make), else 32.
+pub fn trace_id_hex(trace_id: TraceId) -> String {
+    let bytes = trace_id.to_bytes();
+    if bytes[..8] == [0; 8] {
+        format!(
+            "{:016x}",
+            u64::from_be_bytes(bytes[8..].try_into().unwrap_or_default())
+        )
+    } else {
+        format!("{trace_id:032x}")
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let value = headers.get(name)?;
+    if value.len() > MAX_VALUE {
+        return None;
+    }
+    value.to_str().ok().map(str::trim)
+}
+
+/// `len` lowercase hex digits, not all zero.
+fn hex_id(s: &str, len: usize) -> Option<u128> {
+    if s.len() != len
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    u128::from_str_radix(s, 16).ok().filter(|v| *v != 0)
+}
+
+fn trace_id(s: &str) -> Option<TraceId> {
+    let len = if s.len() == 16 { 16 } else { 32 };
+    hex_id(s, len).map(|v| TraceId::from_bytes(v.to_be_bytes()))
+}
+
+fn span_id(s: &str) -> Option<SpanId> {
+    hex_id(s, 16).map(|v| SpanId::from_bytes((v as u64).to_be_bytes()))
+}
+
+fn remote(
+    trace_id: TraceId,
+    span_id: SpanId,
+    sampled: Option<bool>,
+    state: TraceState,
+) -> Extracted {
+    let flags = if sampled == Some(true) {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::NOT_SAMPLED
+    };
+    Extracted {
+        span_context: SpanContext::new(trace_id, span_id, flags, true, state),
+        sampled,
+    }
+}
+
+fn extract_w3c(headers: &HeaderMap) -> Option<Extracted> {
+    let value = header(headers, TRACEPARENT)?;
+    let mut parts = value.splitn(5, '-');
+    let version = parts.next()?;
+    let (trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?);
+    let rest = parts.next();
+    // Version 00 has exactly four fields; a later version may add more, after a dash.
+    let version = u8::from_str_radix(version, 16)
+        .ok()
+        .filter(|_| version.len() == 2 && version.bytes().all(|b| !b.is_ascii_uppercase()))?;
+    if version == 0xff || (version == 0 && rest.is_some()) {
+        return None;
+    }
+    let trace_id = TraceId::from_bytes(hex_id(trace, 32)?.to_be_bytes());
+    let span_id = span_id(parent)?;
+    if flags.len() != 2 || flags.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    let state = header(headers, TRACESTATE)
+        .and_then(|s| TraceState::from_str(s).ok())
+        .unwrap_or_default();
+    Some(remote(trace_id, span_id, Some(flags & 1 == 1), state))
+}
+
+fn b3_sampled(s: &str) -> Option<Option<bool>> {
+    match s {
+        // "d" is debug: sampled, and forced.
+        "1" | "d" | "true" => Some(Some(true)),
+        "0" | "false" => Some(Some(false)),
+        _ => None,
+    }
+}
+
+fn extract_b3_single(headers: &HeaderMap) -> Option<Extracted> {
+    let value = header(headers, B3)?;
+    let mut parts = value.split('-');
+    let (trace, span) = (parts.next()?, parts.next()?);
+    let sampled = match parts.next() {
+        Some(s) => b3_sampled(s).filter(|_| s != "true" && s != "false")?,
+        None => None,
+    };
+    if let Some(parent) = parts.next() {
+        span_id(parent)?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(remote(
+        trace_id(trace)?,
+        span_id(span)?,
+        sampled,
+        TraceState::default(),
+    ))
+}
+
+fn extract_b3_multi(headers: &HeaderMap) -> Option<Extracted> {
+    let trace_id = trace_id(header(headers, B3_TRACE_ID)?)?;
+    let span_id = span_id(header(headers, B3_SPAN_ID)?)?;
+    if headers.contains_key(B3_PARENT_SPAN_ID) {
+        self::span_id(header(headers, B3_PARENT_SPAN_ID)?)?;
+    }
+    let debug = header(headers, B3_FLAGS) == Some("1");
+    let sampled = match header(headers, B3_SAMPLED) {
+        _ if debug => Some(true),
+        Some(s) => b3_sampled(s).filter(|_| s != "d")?,
+        None if headers.contains_key(B3_SAMPLED) => return None,
+        None => None,
+    };
+    Some(remote(trace_id, span_id, sampled, TraceState::default()))
+}
