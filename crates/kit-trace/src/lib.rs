@@ -3,12 +3,14 @@
 //!
 //! **Status: partly implemented** (RFC 0006). Ready: [`propagation`], reading B3 (single and
 //! multi header) and W3C Trace Context, and writing the formats chosen, hardened against
-//! hostile headers. Not built yet: the Zipkin exporter and tracer setup, and the span
-//! middlewares for endpoints and transports.
+//! hostile headers; [`zipkin`], the Zipkin v2 exporter and a one-call tracer setup
+//! ([`Tracing::zipkin`]). Not built yet: the span middlewares for endpoints and transports.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod propagation;
+pub mod zipkin;
 
 pub use propagation::{Extracted, Format, Propagation};
+pub use zipkin::{Tracing, ZipkinExporter};
