@@ -9,8 +9,14 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+#[cfg(feature = "grpc")]
+pub mod grpc;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod propagation;
+mod span;
 pub mod zipkin;
 
 pub use propagation::{Extracted, Format, Propagation};
-pub use zipkin::{Tracing, ZipkinExporter};
+pub use span::{EndpointTracing, TracedEndpoint, current, with_current};
+pub use zipkin::{PEER_ADDRESS, PEER_PORT, PEER_SERVICE, Tracing, ZipkinExporter};

@@ -1,0 +1,80 @@
+//! Tracing over kit-transport-http (feature `http`): SERVER spans from a server's hooks, and
+//! trace context injected by a client's before hook.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Request;
+use kit_core::Context;
+use kit_transport_http::{RequestInfo, ServerOptions};
+use opentelemetry::trace::{Span as _, SpanKind, Status};
+use opentelemetry_sdk::trace::SdkTracer;
+
+use crate::span::{Active, current, start, tag, with_current};
+use crate::{PEER_ADDRESS, PEER_PORT, Propagation};
+
+/// SERVER spans for kit-transport-http servers: [`options`](HttpServerTracing::options) adds a
+/// before hook, which continues the caller's trace from its headers (B3 or W3C) or starts one,
+/// and a finalizer, which ends the span with the status code and the peer's address. A 5xx
+/// marks the span as an error; a 4xx is the caller's and is only tagged.
+#[derive(Clone, Debug)]
+pub struct HttpServerTracing {
+    tracer: SdkTracer,
+    propagation: Arc<Propagation>,
+}
+
+impl HttpServerTracing {
+    /// Spans from `tracer`, reading every propagation format.
+    pub fn new(tracer: SdkTracer) -> Self {
+        HttpServerTracing {
+            tracer,
+            propagation: Arc::new(Propagation::default()),
+        }
+    }
+
+    /// `options` with the tracing hooks added.
+    pub fn options(&self, options: ServerOptions) -> ServerOptions {
+        let (tracer, propagation) = (self.tracer.clone(), Arc::clone(&self.propagation));
+        options
+            .before(move |cx, parts| {
+                let parent = propagation.extract(&parts.headers).map(|e| e.span_context);
+                let name = format!("{} {}", parts.method, parts.uri.path());
+                let mut span = start(&tracer, name, SpanKind::Server, parent.as_ref());
+                if span.is_recording() {
+                    tag(&mut span, "http.request.method", parts.method.to_string());
+                    tag(&mut span, "url.path", parts.uri.path().to_owned());
+                }
+                let current = span.span_context().clone();
+                with_current(cx, current).with_value(Active::new(span))
+            })
+            .finalizer(|cx, finished| {
+                let Some(active) = cx.get::<Active>() else {
+                    return;
+                };
+                active.end(|span| {
+                    let status = finished.status.as_u16();
+                    tag(span, "http.response.status_code", i64::from(status));
+                    if status >= 500 {
+                        span.set_status(Status::error(format!("HTTP {status}")));
+                    }
+                    if let Some(peer) = cx.get::<RequestInfo>().and_then(|r| r.remote_addr()) {
+                        tag(span, PEER_ADDRESS, peer.ip().to_string());
+                        tag(span, PEER_PORT, i64::from(peer.port()));
+                    }
+                });
+            })
+    }
+}
+
+/// A kit-transport-http client's before hook that writes the context's current span (the
+/// CLIENT span of [`EndpointTracing::client`](crate::EndpointTracing::client)) into the
+/// request headers.
+pub fn inject(
+    propagation: Propagation,
+) -> impl Fn(&Context, &mut Request<Bytes>) + Send + Sync + 'static {
+    move |cx, request| {
+        if let Some(span) = current(cx) {
+            propagation.inject(span, request.headers_mut());
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Spans around kit calls: the current span carried in kit-core's [`Context`], and the
+//! [`EndpointTracing`] middleware.
+
+use std::borrow::Cow;
+
+use kit_core::{Context, Endpoint, Error, Middleware};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanContext, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry_sdk::trace::{SdkTracer, Span};
+
+/// The span a call runs in, as kit-core's context carries it: what child spans are parented on
+/// and what clients inject.
+#[derive(Clone, Debug)]
+struct Current(SpanContext);
+
+/// The span the call in `cx` runs in, if it is traced.
+pub fn current(cx: &Context) -> Option<&SpanContext> {
+    cx.get::<Current>().map(|c| &c.0)
+}
+
+/// `cx` with `span` as its current span.
+pub fn with_current(cx: Context, span: SpanContext) -> Context {
+    cx.with_value(Current(span))
+}
+
+/// Starts a span of `kind` named `name`, child of `parent` (or a root), with `attributes`
+/// built only if the span is sampled.
+pub(crate) fn start(
+    tracer: &SdkTracer,
+    name: impl Into<Cow<'static, str>>,
+    kind: SpanKind,
+    parent: Option<&SpanContext>,
+) -> Span {
+    let parent = match parent {
+        Some(span) => opentelemetry::Context::new().with_remote_span_context(span.clone()),
+        None => opentelemetry::Context::new(),
+    };
+    tracer
+        .span_builder(name)
+        .with_kind(kind)
+        .start_with_context(tracer, &parent)
+}
+
+/// Records a kit error on `span`: failures (faults of the callee) mark the span as an error;
+/// business errors and the caller's own mistakes are tags only, so Zipkin does not paint a
+/// healthy service red.
+pub(crate) fn record_error(span: &mut Span, err: &Error) {
+    if !span.is_recording() {
+        return;
+    }
+    span.set_attribute(KeyValue::new("kit.error.kind", err.kind().as_str()));
+    if err.is_failure() {
+        span.set_status(Status::error(err.message().to_owned()));
+    } else {
+        span.set_attribute(KeyValue::new("kit.error", err.message().to_owned()));
+    }
+}
+
+/// A span started by a transport's before hook, ended by its finalizer.
+#[cfg(any(feature = "http", feature = "grpc"))]
+pub(crate) struct Active(std::sync::Mutex<Option<Span>>);
+
+#[cfg(any(feature = "http", feature = "grpc"))]
+impl Active {
+    pub(crate) fn new(span: Span) -> Self {
+        Active(std::sync::Mutex::new(Some(span)))
+    }
+
+    /// Ends the span once, after `f` has recorded what the finalizer knows.
+    pub(crate) fn end(&self, f: impl FnOnce(&mut Span)) {
+        let taken = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(mut span) = taken {
+            if span.is_recording() {
+                f(&mut span);
+            }
+            span.end();
+        }
+    }
+}
+
+/// Sets `key` on `span`.
+#[cfg(any(feature = "http", feature = "grpc"))]
+pub(crate) fn tag(span: &mut Span, key: &'static str, value: impl Into<opentelemetry::Value>) {
+    span.set_attribute(KeyValue::new(key, value));
+}
+
+/// The tracing middleware: each call runs in a span named after the method, child of the
+/// context's current span (the server span a transport started, or a caller's), and is the
+/// current span for what the endpoint calls.
+///
+/// `EndpointTracing::new` makes internal spans around endpoints; [`EndpointTracing::client`]
+/// makes the CLIENT span around a client endpoint, whose transport hook injects it
+/// ([`http::inject`](crate::http::inject), [`grpc::inject`](crate::grpc::inject)). A
+/// business error is tagged (`kit.error`, `kit.error.kind`), not marked as a failure.
+#[derive(Clone, Debug)]
+pub struct EndpointTracing {
+    tracer: SdkTracer,
+    method: Cow<'static, str>,
+    kind: SpanKind,
+}
+
+impl EndpointTracing {
+    /// Internal spans named `method`.
+    pub fn new(tracer: SdkTracer, method: impl Into<Cow<'static, str>>) -> Self {
+        EndpointTracing {
+            tracer,
+            method: method.into(),
+            kind: SpanKind::Internal,
+        }
+    }
+
+    /// CLIENT spans named `method`, for a client endpoint.
+    pub fn client(tracer: SdkTracer, method: impl Into<Cow<'static, str>>) -> Self {
+        EndpointTracing {
+            kind: SpanKind::Client,
+            ..EndpointTracing::new(tracer, method)
+        }
+    }
+}
+
+impl<E> Middleware<E> for EndpointTracing {
+    type Endpoint = TracedEndpoint<E>;
+
+    fn wrap(&self, inner: E) -> TracedEndpoint<E> {
+        TracedEndpoint {
+            inner,
+            tracing: self.clone(),
+        }
+    }
+}
+
+/// An endpoint whose calls are traced; made by [`EndpointTracing`].
+#[derive(Clone, Debug)]
+pub struct TracedEndpoint<E> {
+    inner: E,
+    tracing: EndpointTracing,
+}
+
+impl<E: Endpoint<Req>, Req: Send + 'static> Endpoint<Req> for TracedEndpoint<E> {
+    type Response = E::Response;
+
+    async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
+        let t = &self.tracing;
+        let mut span = start(&t.tracer, t.method.clone(), t.kind.clone(), current(&cx));
+        let cx = with_current(cx, span.span_context().clone());
+        let result = self.inner.call(cx, req).await;
+        if let Err(err) = &result {
+            record_error(&mut span, err);
+        }
+        span.end();
+        result
+    }
+}

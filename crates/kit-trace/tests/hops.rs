@@ -1,0 +1,200 @@
+//! One trace across an HTTP hop and a gRPC hop, over real loopback connections: a caller's
+//! CLIENT span → the frontend's HTTP SERVER span → its endpoint span → its gRPC CLIENT span →
+//! the backend's gRPC SERVER span. Every span reaches the collector, validates against the
+//! Zipkin v2 schema, and has the right parent, kind and service.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use kit_core::{BoxEndpoint, Context, Endpoint, Error, Middleware, endpoint_fn};
+use kit_trace::{EndpointTracing, Propagation, Tracing, grpc, http as trace_http};
+use kit_transport_grpc::{Client as GrpcClient, Listener as GrpcListener, Server as GrpcServer};
+use kit_transport_http::{Client as HttpClient, Listener, Router, Server, ServerOptions};
+use opentelemetry::trace::TracerProvider;
+use serde_json::Value;
+use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
+use tonic_health::pb::health_server::{Health as HealthApi, HealthServer};
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+
+mod support;
+
+use support::{collector, errors_of};
+
+type CheckServer =
+    GrpcServer<BoxEndpoint<String, i32>, HealthCheckRequest, HealthCheckResponse, String, i32>;
+
+/// The backend: grpc.health.v1.Health/Check served by a kit endpoint (any generated service
+/// would do; this one ships with tonic-health).
+struct Backend {
+    check: CheckServer,
+}
+
+#[tonic::async_trait]
+impl HealthApi for Backend {
+    async fn check(
+        &self,
+        request: GrpcRequest<HealthCheckRequest>,
+    ) -> Result<GrpcResponse<HealthCheckResponse>, Status> {
+        self.check.serve(request).await
+    }
+
+    type WatchStream = tonic::codegen::tokio_stream::Empty<Result<HealthCheckResponse, Status>>;
+
+    async fn watch(
+        &self,
+        _: GrpcRequest<HealthCheckRequest>,
+    ) -> Result<GrpcResponse<Self::WatchStream>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_across_an_http_hop_and_a_grpc_hop() {
+    let (addr, mut posted) = collector().await;
+    let spans_url = || format!("http://{addr}/api/v2/spans").parse().unwrap();
+    let caller = Tracing::zipkin("caller", spans_url(), 1.0);
+    let frontend = Tracing::zipkin("frontend", spans_url(), 1.0);
+    let backend = Tracing::zipkin("backend", spans_url(), 1.0);
+
+    // The backend, over gRPC.
+    let backend_tracer = backend.provider().tracer("backend");
+    let check = GrpcServer::new(
+        BoxEndpoint::new(endpoint_fn(|_cx: Context, service: String| async move {
+            if service == "broken" {
+                return Err(Error::internal("backend broke"));
+            }
+            Ok::<_, Error>(1)
+        })),
+        |_cx, r: HealthCheckRequest| Ok(r.service),
+        |_cx, status: i32| Ok(HealthCheckResponse { status }),
+    );
+    let check =
+        grpc::GrpcServerTracing::new(backend_tracer, "grpc.health.v1.Health/Check").server(check);
+    let grpc_listener = GrpcListener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let grpc_addr = grpc_listener.local_addr();
+    let routes = tonic::service::Routes::new(HealthServer::new(Backend { check }));
+    tokio::spawn(grpc_listener.serve(routes, std::future::pending()));
+
+    // The frontend, over HTTP: its endpoint calls the backend.
+    let frontend_tracer = frontend.provider().tracer("frontend");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
+        .unwrap()
+        .connect_lazy();
+    let to_backend = GrpcClient::new(
+        channel,
+        "/grpc.health.v1.Health/Check",
+        |_cx, service: String| Ok(HealthCheckRequest { service }),
+        |_cx, reply: HealthCheckResponse| Ok(reply.status),
+    )
+    .unwrap()
+    .before(grpc::inject(Propagation::default()));
+    let to_backend =
+        EndpointTracing::client(frontend_tracer.clone(), "grpc.health.v1.Health/Check")
+            .wrap(to_backend);
+    let endpoint = EndpointTracing::new(frontend_tracer.clone(), "status").wrap(endpoint_fn(
+        move |cx: Context, service: String| {
+            let to_backend = to_backend.clone();
+            async move { to_backend.call(cx, service).await }
+        },
+    ));
+    let server = Server::new(
+        endpoint,
+        |_cx, r: &Request<Bytes>| Ok(String::from_utf8_lossy(r.body()).into_owned()),
+        |_cx, status: i32| Ok(Response::new(Bytes::from(status.to_string()))),
+    )
+    .options(trace_http::HttpServerTracing::new(frontend_tracer).options(ServerOptions::new()));
+    let http_listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let http_addr = http_listener.local_addr();
+    tokio::spawn(http_listener.serve(
+        Router::new().post("/status", server),
+        std::future::pending(),
+    ));
+
+    // The caller.
+    let caller_tracer = caller.provider().tracer("caller");
+    let call = EndpointTracing::client(caller_tracer, "post /status").wrap(
+        HttpClient::new(
+            Method::POST,
+            format!("http://{http_addr}/status").parse().unwrap(),
+            |_cx, service: String, request: &mut Request<Bytes>| {
+                *request.body_mut() = Bytes::from(service);
+                Ok(())
+            },
+            |_cx, response: Response<Bytes>| {
+                Ok(String::from_utf8_lossy(response.body()).into_owned())
+            },
+        )
+        .before(trace_http::inject(Propagation::default())),
+    );
+    assert_eq!(call.call(Context::new(), "kit".into()).await.unwrap(), "1");
+    let err = call
+        .call(Context::new(), "broken".into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), kit_core::ErrorKind::Internal, "{err}");
+
+    for tracing in [caller, frontend, backend] {
+        tracing.shutdown().await.unwrap();
+    }
+    let mut spans = Vec::new();
+    while let Ok(Some((_, body))) =
+        tokio::time::timeout(Duration::from_millis(500), posted.recv()).await
+    {
+        assert_eq!(errors_of(&body), Vec::<String>::new(), "{body:#}");
+        spans.extend(body.as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(spans.len(), 10, "5 spans per call: {spans:#?}");
+
+    // The first call's trace, link by link.
+    let root = spans
+        .iter()
+        .find(|s| s.get("parentId").is_none() && s["tags"].get("error").is_none())
+        .cloned()
+        .unwrap();
+    let trace: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["traceId"] == root["traceId"])
+        .collect();
+    assert_eq!(trace.len(), 5);
+    let child_of = |parent: &Value, service: &str, kind: Option<&str>| -> Value {
+        let found = trace
+            .iter()
+            .find(|s| s["parentId"] == parent["id"])
+            .unwrap_or_else(|| panic!("no child of {parent}"));
+        assert_eq!(found["localEndpoint"]["serviceName"], service, "{found}");
+        assert_eq!(found.get("kind").and_then(Value::as_str), kind, "{found}");
+        (*found).clone()
+    };
+    assert_eq!(root["kind"], "CLIENT");
+    let http_server = child_of(&root, "frontend", Some("SERVER"));
+    assert_eq!(http_server["name"], "post /status");
+    assert_eq!(http_server["remoteEndpoint"]["ipv4"], "127.0.0.1");
+    let endpoint = child_of(&http_server, "frontend", None);
+    assert_eq!(endpoint["name"], "status");
+    let grpc_client = child_of(&endpoint, "frontend", Some("CLIENT"));
+    let grpc_server = child_of(&grpc_client, "backend", Some("SERVER"));
+    assert_eq!(grpc_server["name"], "grpc.health.v1.health/check");
+    assert_eq!(grpc_server["tags"]["rpc.grpc.status_code"], "0");
+
+    // The second call failed in the backend (a fault, INTERNAL): its server span and every
+    // span above it, through the HTTP 500, are errors.
+    let failed: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["traceId"] != root["traceId"])
+        .collect();
+    assert_eq!(failed.len(), 5);
+    for span in &failed {
+        assert!(span["tags"].get("error").is_some(), "{span}");
+    }
+    let backend_span = failed
+        .iter()
+        .find(|s| s["localEndpoint"]["serviceName"] == "backend")
+        .unwrap();
+    assert_eq!(backend_span["tags"]["rpc.grpc.status_code"], "13");
+    assert_eq!(backend_span["tags"]["error"], "backend broke");
+}
