@@ -175,3 +175,55 @@ async fn unsampled_traces_export_nothing_and_a_missing_collector_is_an_error_not
     // The SDK reports the failed export on shutdown, or logs it; either way nothing hangs.
     let _ = shutdown;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_spans_tag_business_errors_and_mark_failures() {
+    use kit_core::{Context as KitContext, Endpoint, Error, Middleware, endpoint_fn};
+    let (addr, mut posted) = collector().await;
+    let tracing = Tracing::zipkin(
+        "kit-test",
+        format!("http://{addr}/api/v2/spans").parse().unwrap(),
+        1.0,
+    );
+    let tracer = tracing.provider().tracer("t");
+    let ep = kit_trace::EndpointTracing::new(tracer, "sum").wrap(endpoint_fn(
+        |cx: KitContext, n: i64| async move {
+            // The endpoint runs in the span: it is the context's current span.
+            assert!(kit_trace::current(&cx).is_some());
+            match n {
+                0 => Err(Error::business("can't sum two zeroes")),
+                1 => Err(Error::unavailable("backend down")),
+                _ => Ok::<_, Error>(n),
+            }
+        },
+    ));
+    assert!(ep.call(KitContext::new(), 0).await.is_err());
+    assert!(ep.call(KitContext::new(), 1).await.is_err());
+    assert_eq!(ep.call(KitContext::new(), 2).await.unwrap(), 2);
+    tracing.shutdown().await.unwrap();
+    let (_, body) = tokio::time::timeout(Duration::from_secs(5), posted.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(errors_of(&body), Vec::<String>::new());
+    let spans = body.as_array().unwrap();
+    assert_eq!(spans.len(), 3);
+    let by_kind = |kind: &str| {
+        spans
+            .iter()
+            .find(|s| s["tags"]["kit.error.kind"] == kind)
+            .unwrap()
+    };
+    let business = by_kind("business");
+    assert_eq!(business["tags"]["kit.error"], "can't sum two zeroes");
+    assert!(
+        business["tags"].get("error").is_none(),
+        "not a failure: {business}"
+    );
+    let failure = by_kind("unavailable");
+    assert_eq!(failure["tags"]["error"], "backend down");
+    assert!(
+        spans.iter().any(|s| s.get("tags").is_none()),
+        "the success has no error tags"
+    );
+}
