@@ -12,7 +12,7 @@ use opentelemetry_sdk::trace::SdkTracer;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
 use crate::Propagation;
-use crate::span::{Active, current, start, tag, with_current};
+use crate::span::{current, end_open, start, tag, with_open};
 
 /// SERVER spans for one method of a kit-transport-grpc server:
 /// [`server`](GrpcServerTracing::server) adds a before hook, which continues the caller's trace
@@ -65,14 +65,10 @@ impl GrpcServerTracing {
                     tag(&mut span, "rpc.system", "grpc");
                     tag(&mut span, "rpc.method", this.method.to_string());
                 }
-                let current = span.span_context().clone();
-                with_current(cx, current).with_value(Active::new(span))
+                with_open(cx, span)
             })
             .finalizer(|cx, outcome| {
-                let Some(active) = cx.get::<Active>() else {
-                    return;
-                };
-                active.end(|span| {
+                end_open(cx, |span| {
                     let code = match outcome {
                         Ok(()) => 0,
                         Err(status) => status.code() as i64,

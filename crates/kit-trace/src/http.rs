@@ -10,7 +10,7 @@ use kit_transport_http::{RequestInfo, ServerOptions};
 use opentelemetry::trace::{Span as _, SpanKind, Status};
 use opentelemetry_sdk::trace::SdkTracer;
 
-use crate::span::{Active, current, start, tag, with_current};
+use crate::span::{current, end_open, start, tag, with_open};
 use crate::{PEER_ADDRESS, PEER_PORT, Propagation};
 
 /// SERVER spans for kit-transport-http servers: [`options`](HttpServerTracing::options) adds a
@@ -38,20 +38,17 @@ impl HttpServerTracing {
         options
             .before(move |cx, parts| {
                 let parent = propagation.extract(&parts.headers).map(|e| e.span_context);
-                let name = format!("{} {}", parts.method, parts.uri.path());
-                let mut span = start(&tracer, name, SpanKind::Server, parent.as_ref());
+                let mut span = start(&tracer, "http", SpanKind::Server, parent.as_ref());
+                // Named only when it records: an unsampled request pays no formatting.
                 if span.is_recording() {
+                    span.update_name(format!("{} {}", parts.method, parts.uri.path()));
                     tag(&mut span, "http.request.method", parts.method.to_string());
                     tag(&mut span, "url.path", parts.uri.path().to_owned());
                 }
-                let current = span.span_context().clone();
-                with_current(cx, current).with_value(Active::new(span))
+                with_open(cx, span)
             })
             .finalizer(|cx, finished| {
-                let Some(active) = cx.get::<Active>() else {
-                    return;
-                };
-                active.end(|span| {
+                end_open(cx, |span| {
                     let status = finished.status.as_u16();
                     tag(span, "http.response.status_code", i64::from(status));
                     if status >= 500 {

@@ -53,14 +53,13 @@ impl Default for Propagation {
 // The longest header value considered; real ones are under 100 bytes (tracestate under 512).
 const MAX_VALUE: usize = 512;
 
-const TRACEPARENT: &str = "traceparent";
-const TRACESTATE: &str = "tracestate";
-const B3: &str = "b3";
-const B3_TRACE_ID: &str = "x-b3-traceid";
-const B3_SPAN_ID: &str = "x-b3-spanid";
-const B3_PARENT_SPAN_ID: &str = "x-b3-parentspanid";
-const B3_SAMPLED: &str = "x-b3-sampled";
-const B3_FLAGS: &str = "x-b3-flags";
+// The names inject writes, made once.
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+static B3: HeaderName = HeaderName::from_static("b3");
+static B3_TRACE_ID: HeaderName = HeaderName::from_static("x-b3-traceid");
+static B3_SPAN_ID: HeaderName = HeaderName::from_static("x-b3-spanid");
+static B3_SAMPLED: HeaderName = HeaderName::from_static("x-b3-sampled");
 
 impl Propagation {
     /// Writes exactly `formats` on inject (in that order).
@@ -73,9 +72,10 @@ impl Propagation {
     /// The trace context in `headers`: W3C first, then B3 single, then B3 multi; the first
     /// well-formed one wins. `None` when there is none, or none that is well formed.
     pub fn extract(&self, headers: &HeaderMap) -> Option<Extracted> {
-        extract_w3c(headers)
-            .or_else(|| extract_b3_single(headers))
-            .or_else(|| extract_b3_multi(headers))
+        let found = Found::in_headers(headers);
+        extract_w3c(&found)
+            .or_else(|| extract_b3_single(&found))
+            .or_else(|| extract_b3_multi(&found))
     }
 
     /// Writes `span_context` to `headers` in each configured format, replacing what was there.
@@ -87,16 +87,16 @@ impl Propagation {
         let trace_id = trace_id_hex(span_context.trace_id());
         let span_id = format!("{:016x}", span_context.span_id());
         let sampled = span_context.is_sampled();
-        let mut set = |name: &'static str, value: String| {
+        let mut set = |name: &HeaderName, value: String| {
             if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(HeaderName::from_static(name), value);
+                headers.insert(name.clone(), value);
             }
         };
         for format in &self.inject {
             match format {
                 Format::W3C => {
                     set(
-                        TRACEPARENT,
+                        &TRACEPARENT,
                         format!(
                             "00-{:032x}-{span_id}-{:02x}",
                             span_context.trace_id(),
@@ -105,16 +105,16 @@ impl Propagation {
                     );
                     let state = span_context.trace_state().header();
                     if !state.is_empty() {
-                        set(TRACESTATE, state);
+                        set(&TRACESTATE, state);
                     }
                 }
                 Format::B3Single => {
-                    set(B3, format!("{trace_id}-{span_id}-{}", u8::from(sampled)));
+                    set(&B3, format!("{trace_id}-{span_id}-{}", u8::from(sampled)));
                 }
                 Format::B3Multi => {
-                    set(B3_TRACE_ID, trace_id.clone());
-                    set(B3_SPAN_ID, span_id.clone());
-                    set(B3_SAMPLED, if sampled { "1" } else { "0" }.to_owned());
+                    set(&B3_TRACE_ID, trace_id.clone());
+                    set(&B3_SPAN_ID, span_id.clone());
+                    set(&B3_SAMPLED, if sampled { "1" } else { "0" }.to_owned());
                 }
             }
         }
@@ -135,24 +135,67 @@ pub fn trace_id_hex(trace_id: TraceId) -> String {
     }
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let value = headers.get(name)?;
+/// The trace headers of a request, found in one pass over its headers: cheaper than a map
+/// lookup per name, of which an extract would need up to eight. The first of repeated
+/// headers counts, as `HeaderMap::get` would have it.
+#[derive(Default)]
+struct Found<'a> {
+    traceparent: Option<&'a HeaderValue>,
+    tracestate: Option<&'a HeaderValue>,
+    b3: Option<&'a HeaderValue>,
+    trace_id: Option<&'a HeaderValue>,
+    span_id: Option<&'a HeaderValue>,
+    parent_span_id: Option<&'a HeaderValue>,
+    sampled: Option<&'a HeaderValue>,
+    flags: Option<&'a HeaderValue>,
+}
+
+impl<'a> Found<'a> {
+    fn in_headers(headers: &'a HeaderMap) -> Self {
+        let mut found = Found::default();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "traceparent" => &mut found.traceparent,
+                "tracestate" => &mut found.tracestate,
+                "b3" => &mut found.b3,
+                "x-b3-traceid" => &mut found.trace_id,
+                "x-b3-spanid" => &mut found.span_id,
+                "x-b3-parentspanid" => &mut found.parent_span_id,
+                "x-b3-sampled" => &mut found.sampled,
+                "x-b3-flags" => &mut found.flags,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        found
+    }
+}
+
+/// A header's text, if it is short enough and ASCII.
+fn text(value: Option<&HeaderValue>) -> Option<&str> {
+    let value = value?;
     if value.len() > MAX_VALUE {
         return None;
     }
     value.to_str().ok().map(str::trim)
 }
 
-/// `len` lowercase hex digits, not all zero.
+/// `len` lowercase hex digits, not all zero. One pass that checks and converts (a check then
+/// `from_str_radix` costs twice, and the latter alone would accept a `+`).
 fn hex_id(s: &str, len: usize) -> Option<u128> {
-    if s.len() != len
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if s.len() != len {
         return None;
     }
-    u128::from_str_radix(s, 16).ok().filter(|v| *v != 0)
+    let mut value: u128 = 0;
+    for b in s.bytes() {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        value = (value << 4) | u128::from(digit);
+    }
+    (value != 0).then_some(value)
 }
 
 fn trace_id(s: &str) -> Option<TraceId> {
@@ -181,8 +224,8 @@ fn remote(
     }
 }
 
-fn extract_w3c(headers: &HeaderMap) -> Option<Extracted> {
-    let value = header(headers, TRACEPARENT)?;
+fn extract_w3c(found: &Found<'_>) -> Option<Extracted> {
+    let value = text(found.traceparent)?;
     let mut parts = value.splitn(5, '-');
     let version = parts.next()?;
     let (trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?);
@@ -200,7 +243,7 @@ fn extract_w3c(headers: &HeaderMap) -> Option<Extracted> {
         return None;
     }
     let flags = u8::from_str_radix(flags, 16).ok()?;
-    let state = header(headers, TRACESTATE)
+    let state = text(found.tracestate)
         .and_then(|s| TraceState::from_str(s).ok())
         .unwrap_or_default();
     Some(remote(trace_id, span_id, Some(flags & 1 == 1), state))
@@ -215,8 +258,8 @@ fn b3_sampled(s: &str) -> Option<Option<bool>> {
     }
 }
 
-fn extract_b3_single(headers: &HeaderMap) -> Option<Extracted> {
-    let value = header(headers, B3)?;
+fn extract_b3_single(found: &Found<'_>) -> Option<Extracted> {
+    let value = text(found.b3)?;
     let mut parts = value.split('-');
     let (trace, span) = (parts.next()?, parts.next()?);
     let sampled = match parts.next() {
@@ -237,17 +280,17 @@ fn extract_b3_single(headers: &HeaderMap) -> Option<Extracted> {
     ))
 }
 
-fn extract_b3_multi(headers: &HeaderMap) -> Option<Extracted> {
-    let trace_id = trace_id(header(headers, B3_TRACE_ID)?)?;
-    let span_id = span_id(header(headers, B3_SPAN_ID)?)?;
-    if headers.contains_key(B3_PARENT_SPAN_ID) {
-        self::span_id(header(headers, B3_PARENT_SPAN_ID)?)?;
+fn extract_b3_multi(found: &Found<'_>) -> Option<Extracted> {
+    let trace_id = trace_id(text(found.trace_id)?)?;
+    let span_id = span_id(text(found.span_id)?)?;
+    if found.parent_span_id.is_some() {
+        self::span_id(text(found.parent_span_id)?)?;
     }
-    let debug = header(headers, B3_FLAGS) == Some("1");
-    let sampled = match header(headers, B3_SAMPLED) {
+    let debug = text(found.flags) == Some("1");
+    let sampled = match text(found.sampled) {
         _ if debug => Some(true),
         Some(s) => b3_sampled(s).filter(|_| s != "d")?,
-        None if headers.contains_key(B3_SAMPLED) => return None,
+        None if found.sampled.is_some() => return None,
         None => None,
     };
     Some(remote(trace_id, span_id, sampled, TraceState::default()))

@@ -9,18 +9,52 @@ use opentelemetry::trace::{Span as _, SpanContext, SpanKind, Status, TraceContex
 use opentelemetry_sdk::trace::{SdkTracer, Span};
 
 /// The span a call runs in, as kit-core's context carries it: what child spans are parented on
-/// and what clients inject.
-#[derive(Clone, Debug)]
-struct Current(SpanContext);
+/// and what clients inject; and, for a span a transport's before hook started and its finalizer
+/// ends, the span itself (only when it records: an unsampled span needs no ending).
+struct Current {
+    span_context: SpanContext,
+    // Boxed: a recording span is large, and unsampled calls should not carry its size.
+    open: Option<Box<std::sync::Mutex<Option<Span>>>>,
+}
 
 /// The span the call in `cx` runs in, if it is traced.
 pub fn current(cx: &Context) -> Option<&SpanContext> {
-    cx.get::<Current>().map(|c| &c.0)
+    cx.get::<Current>().map(|c| &c.span_context)
 }
 
 /// `cx` with `span` as its current span.
 pub fn with_current(cx: Context, span: SpanContext) -> Context {
-    cx.with_value(Current(span))
+    cx.with_value(Current {
+        span_context: span,
+        open: None,
+    })
+}
+
+/// `cx` with `span` as its current span, kept open for [`end_open`].
+#[cfg(any(feature = "http", feature = "grpc"))]
+pub(crate) fn with_open(cx: Context, span: Span) -> Context {
+    let span_context = span.span_context().clone();
+    let open = span
+        .is_recording()
+        .then(|| Box::new(std::sync::Mutex::new(Some(span))));
+    cx.with_value(Current { span_context, open })
+}
+
+/// Ends the span [`with_open`] left in `cx`, once, after `f` has recorded what the finalizer
+/// knows.
+#[cfg(any(feature = "http", feature = "grpc"))]
+pub(crate) fn end_open(cx: &Context, f: impl FnOnce(&mut Span)) {
+    let Some(open) = cx.get::<Current>().and_then(|c| c.open.as_ref()) else {
+        return;
+    };
+    let taken = open
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(mut span) = taken {
+        f(&mut span);
+        span.end();
+    }
 }
 
 /// Starts a span of `kind` named `name`, child of `parent` (or a root), with `attributes`
@@ -53,32 +87,6 @@ pub(crate) fn record_error(span: &mut Span, err: &Error) {
         span.set_status(Status::error(err.message().to_owned()));
     } else {
         span.set_attribute(KeyValue::new("kit.error", err.message().to_owned()));
-    }
-}
-
-/// A span started by a transport's before hook, ended by its finalizer.
-#[cfg(any(feature = "http", feature = "grpc"))]
-pub(crate) struct Active(std::sync::Mutex<Option<Span>>);
-
-#[cfg(any(feature = "http", feature = "grpc"))]
-impl Active {
-    pub(crate) fn new(span: Span) -> Self {
-        Active(std::sync::Mutex::new(Some(span)))
-    }
-
-    /// Ends the span once, after `f` has recorded what the finalizer knows.
-    pub(crate) fn end(&self, f: impl FnOnce(&mut Span)) {
-        let taken = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(mut span) = taken {
-            if span.is_recording() {
-                f(&mut span);
-            }
-            span.end();
-        }
     }
 }
 
