@@ -19,6 +19,8 @@ use kit_log::Logger;
 use kit_metrics::METHOD_OUTCOME_LABELS;
 use kit_metrics::prometheus::{DEFAULT_BUCKETS, PrometheusCounter, PrometheusHistogram, Registry};
 use kit_server::{DebugHandler, Group, ServerStack};
+use kit_trace::EndpointTracing;
+use opentelemetry::trace::TracerProvider;
 
 /// What addsvc serves where, from its flags (go-kit's names and defaults).
 #[derive(Clone, Debug)]
@@ -31,6 +33,8 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     /// `-jsonrpc-addr`: JSON-RPC 2.0. Default `:8084`.
     pub jsonrpc_addr: SocketAddr,
+    /// `-zipkin-url`: the Zipkin collector's spans endpoint; none, no tracing.
+    pub zipkin_url: Option<http::Uri>,
     /// `-log.format`: `logfmt` (default) or `json`.
     pub json_logs: bool,
     /// `-drain-timeout`: how long in-flight calls get after SIGTERM. Default `30s`.
@@ -50,7 +54,11 @@ impl Config {
         flags::Flag::new("grpc-addr", ":8082", "gRPC listen address"),
         flags::Flag::new("jsonrpc-addr", ":8084", "JSON-RPC listen address"),
         flags::Flag::new("log.format", "logfmt", "log format: logfmt or json"),
-        flags::Flag::new("zipkin-url", "", "Zipkin collector URL (not available yet)"),
+        flags::Flag::new(
+            "zipkin-url",
+            "",
+            "Zipkin collector URL, e.g. http://localhost:9411/api/v2/spans (none: no tracing)",
+        ),
         flags::Flag::new(
             "drain-timeout",
             "30s",
@@ -66,15 +74,21 @@ impl Config {
         if let Some(extra) = parsed.positional.first() {
             return Err(format!("unexpected argument {extra:?}"));
         }
-        if !parsed.get("zipkin-url").is_empty() {
-            // kit-trace (issue 7) is not built yet: refuse rather than silently not trace.
-            return Err("-zipkin-url: tracing is not available in this build yet".into());
-        }
+        let zipkin_url = match parsed.get("zipkin-url") {
+            "" => None,
+            url => Some(
+                url.parse::<http::Uri>()
+                    .ok()
+                    .filter(|u| u.scheme_str() == Some("http") && u.host().is_some())
+                    .ok_or_else(|| format!("-zipkin-url: {url:?} is not an http:// URL"))?,
+            ),
+        };
         Ok(Config {
             debug_addr: flags::addr(parsed.get("debug.addr"))?,
             http_addr: flags::addr(parsed.get("http-addr"))?,
             grpc_addr: flags::addr(parsed.get("grpc-addr"))?,
             jsonrpc_addr: flags::addr(parsed.get("jsonrpc-addr"))?,
+            zipkin_url,
             json_logs: match parsed.get("log.format") {
                 "logfmt" => false,
                 "json" => true,
@@ -122,16 +136,29 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         DEFAULT_BUCKETS.to_vec(),
     )?;
 
+    // Zipkin tracing, when a collector is given.
+    let tracing = config
+        .zipkin_url
+        .clone()
+        .map(|url| kit_trace::Tracing::zipkin("addsvc", url, 1.0));
+    let tracer = tracing.as_ref().map(|t| t.provider().tracer("addsvc"));
+
     // The endpoints, each behind the standard stack.
-    let sum = ServerStack::new("sum")
+    let mut sum = ServerStack::new("sum")
         .logging(logger.clone())
-        .metrics(requests.clone(), durations.clone())?
+        .metrics(requests.clone(), durations.clone())?;
+    let mut concat = ServerStack::new("concat")
+        .logging(logger.clone())
+        .metrics(requests, durations)?;
+    if let Some(tracer) = &tracer {
+        sum = sum.with(EndpointTracing::new(tracer.clone(), "sum"));
+        concat = concat.with(EndpointTracing::new(tracer.clone(), "concat"));
+    }
+    let sum = sum
         .timeout(config.call_timeout)
         .concurrency_limit(config.max_in_flight)
         .wrap(service::sum_endpoint(integers));
-    let concat = ServerStack::new("concat")
-        .logging(logger.clone())
-        .metrics(requests, durations)?
+    let concat = concat
         .timeout(config.call_timeout)
         .concurrency_limit(config.max_in_flight)
         .wrap(service::concat_endpoint(characters));
@@ -167,17 +194,18 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
     group.spawn(
         "HTTP",
         http.serve(
-            transport::http_router(sum.clone(), concat.clone()),
+            transport::http_router(sum.clone(), concat.clone(), tracer.as_ref()),
             stopping.wait(),
         ),
     );
-    let rpc = transport::jsonrpc_server(sum.clone(), concat.clone());
+    let rpc = transport::jsonrpc_server(sum.clone(), concat.clone(), tracer.is_some());
     let rpc = tower::service_fn(move |request| {
         let answer = rpc.handle(request);
         async move { Ok::<_, std::convert::Infallible>(answer.await) }
     });
     group.spawn("JSONRPC", jsonrpc.serve(rpc, stopping.wait()));
-    let routes = tonic::service::Routes::new(transport::AddService::new(sum, concat));
+    let routes =
+        tonic::service::Routes::new(transport::AddService::new(sum, concat, tracer.as_ref()));
     group.spawn("gRPC", grpc.serve(routes, stopping.wait()));
     // The debug port answers through the drain, so /readyz can be seen to say "not ready".
     let debug_handler = DebugHandler::new(health).metrics(registry);
@@ -187,6 +215,18 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
     );
 
     let result = group.run().await;
+    if let Some(tracing) = tracing {
+        // What is still buffered goes to the collector before the process ends.
+        if let Err(err) = tracing.shutdown().await {
+            kit_log::warn!(
+                logger,
+                "msg",
+                "flushing spans",
+                "err",
+                format_args!("{err}")
+            );
+        }
+    }
     match &result {
         Ok(()) => kit_log::info!(logger, "msg", "stopped"),
         Err(err) => kit_log::error!(logger, "msg", "stopped", "err", format_args!("{err}")),

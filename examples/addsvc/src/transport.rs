@@ -3,8 +3,12 @@
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
 use kit_core::{BoxEndpoint, Context, Endpoint, Error, ErrorKind};
+use kit_trace::Propagation;
+use kit_trace::grpc::GrpcServerTracing;
+use kit_trace::http::HttpServerTracing;
 use kit_transport_http::jsonrpc::{JsonRpcClient, JsonRpcServer, encode_result};
 use kit_transport_http::{Router, Server, ServerOptions, json};
+use opentelemetry_sdk::trace::SdkTracer;
 use serde_json::{Map, Value, json};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
@@ -126,7 +130,13 @@ fn http_options() -> ServerOptions {
 pub fn http_router(
     sum: BoxEndpoint<SumRequest, i64>,
     concat: BoxEndpoint<ConcatRequest, String>,
+    tracer: Option<&SdkTracer>,
 ) -> Router {
+    // With a tracer, each request gets a SERVER span continuing the caller's trace.
+    let http_options = || match tracer {
+        Some(tracer) => HttpServerTracing::new(tracer.clone()).options(http_options()),
+        None => http_options(),
+    };
     Router::new()
         .post(
             "/sum",
@@ -157,8 +167,20 @@ pub fn http_router(
 pub fn jsonrpc_server(
     sum: BoxEndpoint<SumRequest, i64>,
     concat: BoxEndpoint<ConcatRequest, String>,
+    traced: bool,
 ) -> JsonRpcServer {
-    JsonRpcServer::new()
+    let server = JsonRpcServer::new();
+    // Traced: the endpoints' spans continue the caller's trace from the request headers.
+    let server = match traced {
+        true => server.before(
+            |cx, parts| match Propagation::default().extract(&parts.headers) {
+                Some(caller) => kit_trace::with_current(cx, caller.span_context),
+                None => cx,
+            },
+        ),
+        false => server,
+    };
+    server
         .method(
             "sum",
             sum,
@@ -211,8 +233,9 @@ impl AddService {
     pub fn new(
         sum: BoxEndpoint<SumRequest, i64>,
         concat: BoxEndpoint<ConcatRequest, String>,
+        tracer: Option<&SdkTracer>,
     ) -> pb::add_server::AddServer<AddService> {
-        pb::add_server::AddServer::new(AddService {
+        let service = AddService {
             sum: kit_transport_grpc::Server::new(
                 BusinessInReply(sum),
                 |_cx, r: pb::SumRequest| Ok(SumRequest { a: r.a, b: r.b }),
@@ -239,7 +262,16 @@ impl AddService {
                     })
                 },
             ),
-        })
+        };
+        let service = match tracer {
+            Some(tracer) => AddService {
+                sum: GrpcServerTracing::new(tracer.clone(), "pb.Add/Sum").server(service.sum),
+                concat: GrpcServerTracing::new(tracer.clone(), "pb.Add/Concat")
+                    .server(service.concat),
+            },
+            None => service,
+        };
+        pb::add_server::AddServer::new(service)
     }
 }
 

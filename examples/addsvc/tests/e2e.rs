@@ -364,8 +364,8 @@ fn bad_flags_are_refused_before_anything_starts() {
         (vec!["-log.format", "xml"], "not logfmt or json"),
         (vec!["-drain-timeout", "5"], "not a duration"),
         (
-            vec!["-zipkin-url", "http://127.0.0.1:9411/api/v2/spans"],
-            "not available",
+            vec!["-zipkin-url", "ftp://127.0.0.1/spans"],
+            "not an http:// URL",
         ),
         (vec!["-nope"], "not defined"),
         (vec!["stray"], "unexpected argument"),
@@ -560,4 +560,91 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
         assert!(start.elapsed() < within, "addsvc did not exit");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A Zipkin collector's HTTP side on a thread: each POSTed body, as JSON.
+fn collector() -> (SocketAddr, mpsc::Receiver<serde_json::Value>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).unwrap();
+                        let header = header.trim_end().to_ascii_lowercase();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some(n) = header.strip_prefix("content-length:") {
+                            length = n.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let _ = tx.send(serde_json::from_slice(&body).unwrap());
+                    reader
+                        .get_mut()
+                        .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                        .unwrap();
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn zipkin_tracing_by_flag_continues_the_callers_trace() {
+    let (collector, spans) = collector();
+    let url = format!("http://{collector}/api/v2/spans");
+    let mut svc = start(&["-zipkin-url", &url]);
+    // A Zipkin-instrumented caller's B3 headers.
+    let mut stream = TcpStream::connect(svc.http).unwrap();
+    stream
+        .write_all(
+            b"POST /sum HTTP/1.1\r\nHost: addsvc\r\nX-B3-TraceId: 48485a3953bb6124\r\nX-B3-SpanId: a2fb4a1d1a96d312\r\nX-B3-Sampled: 1\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"a\":1,\"b\":2}",
+        )
+        .unwrap();
+    assert_eq!(read_response(&mut stream), (200, r#"{"v":3}"#.to_owned()));
+    // The spans are flushed when the drain ends.
+    let pid = svc.child.id().to_string();
+    assert!(
+        Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        wait_exit(&mut svc.child, Duration::from_secs(20)).code(),
+        Some(0)
+    );
+    let mut all = Vec::new();
+    while let Ok(body) = spans.recv_timeout(Duration::from_secs(2)) {
+        all.extend(body.as_array().unwrap().iter().cloned());
+    }
+    let server = all
+        .iter()
+        .find(|s| s["kind"] == "SERVER")
+        .expect("a server span");
+    assert_eq!(server["traceId"], "48485a3953bb6124");
+    assert_eq!(server["parentId"], "a2fb4a1d1a96d312");
+    assert_eq!(server["name"], "post /sum");
+    assert_eq!(server["localEndpoint"]["serviceName"], "addsvc");
+    let endpoint = all
+        .iter()
+        .find(|s| s["name"] == "sum")
+        .expect("an endpoint span");
+    assert_eq!(endpoint["parentId"], server["id"]);
 }
