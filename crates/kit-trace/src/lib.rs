@@ -1,10 +1,14 @@
 //! kit-trace: Zipkin-compatible request tracing on OpenTelemetry, with B3 and W3C propagation
 //! over HTTP and gRPC.
 //!
-//! **Status: partly implemented** (RFC 0006). Ready: [`propagation`], reading B3 (single and
-//! multi header) and W3C Trace Context, and writing the formats chosen, hardened against
-//! hostile headers; [`zipkin`], the Zipkin v2 exporter and a one-call tracer setup
-//! ([`Tracing::zipkin`]). Not built yet: the span middlewares for endpoints and transports.
+//! - [`Tracing::zipkin`] sets up a tracer provider exporting Zipkin v2 JSON ([`zipkin`]),
+//!   batched on tokio, with a sampling ratio; its `shutdown` flushes.
+//! - [`propagation`] reads B3 (single and multi header) and W3C Trace Context and writes the
+//!   formats chosen; malformed or hostile headers are ignored.
+//! - [`EndpointTracing`] puts endpoints in spans, the current span carried in kit-core's
+//!   context ([`current`]); business errors are tagged, not marked as failures.
+//! - Features `http` and `grpc`: SERVER spans from kit-transport-http and kit-transport-grpc
+//!   hooks, and client-side injection (`http::inject`, `grpc::inject`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
