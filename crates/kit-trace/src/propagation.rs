@@ -84,6 +84,19 @@ impl Propagation {
         if !span_context.is_valid() {
             return;
         }
+        // What was there goes, so that a forwarded request does not carry a mixed context.
+        for name in [
+            "traceparent",
+            "tracestate",
+            "b3",
+            "x-b3-traceid",
+            "x-b3-spanid",
+            "x-b3-parentspanid",
+            "x-b3-sampled",
+            "x-b3-flags",
+        ] {
+            headers.remove(name);
+        }
         let trace_id = trace_id_hex(span_context.trace_id());
         let span_id = format!("{:016x}", span_context.span_id());
         let sampled = span_context.is_sampled();
@@ -198,6 +211,14 @@ fn hex_id(s: &str, len: usize) -> Option<u128> {
     (value != 0).then_some(value)
 }
 
+/// Two lowercase hex digits, zero included.
+fn hex_byte(s: &str) -> Option<u8> {
+    match s.as_bytes() {
+        [0x30, 0x30] => Some(0),
+        _ => hex_id(s, 2).map(|v| v as u8),
+    }
+}
+
 fn trace_id(s: &str) -> Option<TraceId> {
     let len = if s.len() == 16 { 16 } else { 32 };
     hex_id(s, len).map(|v| TraceId::from_bytes(v.to_be_bytes()))
@@ -231,18 +252,14 @@ fn extract_w3c(found: &Found<'_>) -> Option<Extracted> {
     let (trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?);
     let rest = parts.next();
     // Version 00 has exactly four fields; a later version may add more, after a dash.
-    let version = u8::from_str_radix(version, 16)
-        .ok()
-        .filter(|_| version.len() == 2 && version.bytes().all(|b| !b.is_ascii_uppercase()))?;
+    // Two lowercase hex digits (hex_id also refuses the `+` that from_str_radix would take).
+    let version = hex_byte(version)?;
     if version == 0xff || (version == 0 && rest.is_some()) {
         return None;
     }
     let trace_id = TraceId::from_bytes(hex_id(trace, 32)?.to_be_bytes());
     let span_id = span_id(parent)?;
-    if flags.len() != 2 || flags.bytes().any(|b| b.is_ascii_uppercase()) {
-        return None;
-    }
-    let flags = u8::from_str_radix(flags, 16).ok()?;
+    let flags = hex_byte(flags)?;
     let state = text(found.tracestate)
         .and_then(|s| TraceState::from_str(s).ok())
         .unwrap_or_default();

@@ -143,9 +143,6 @@ fn zipkin_span(service_name: &str, span: &SpanData) -> Json {
         "localEndpoint".into(),
         json!({ "serviceName": service_name }),
     );
-    if cx.is_sampled() && cx.trace_flags().to_u8() & 0x02 != 0 {
-        out.insert("debug".into(), true.into());
-    }
 
     let mut tags = Map::new();
     let mut remote = Map::new();
@@ -163,7 +160,8 @@ fn zipkin_span(service_name: &str, span: &SpanData) -> Json {
                 }
             },
             PEER_PORT => {
-                if let Ok(port) = text(&kv.value).parse::<u16>() {
+                // Zipkin refuses port 0.
+                if let Ok(port @ 1..) = text(&kv.value).parse::<u16>() {
                     remote.insert("port".into(), port.into());
                 }
             }
@@ -203,7 +201,8 @@ fn zipkin_span(service_name: &str, span: &SpanData) -> Json {
 /// A tracer provider exporting to Zipkin; [`Tracing::shutdown`] flushes what is buffered.
 #[derive(Debug)]
 pub struct Tracing {
-    provider: SdkTracerProvider,
+    // Taken by `shutdown`; a `Tracing` dropped without it shuts down in `Drop`.
+    provider: Option<SdkTracerProvider>,
 }
 
 impl Tracing {
@@ -225,24 +224,44 @@ impl Tracing {
             sampling_ratio.clamp(0.0, 1.0),
         )));
         Tracing {
-            provider: SdkTracerProvider::builder()
-                .with_span_processor(batch)
-                .with_sampler(sampler)
-                .build(),
+            provider: Some(
+                SdkTracerProvider::builder()
+                    .with_span_processor(batch)
+                    .with_sampler(sampler)
+                    .build(),
+            ),
         }
     }
 
     /// The provider, for tracers (`provider().tracer("name")`).
     pub fn provider(&self) -> &SdkTracerProvider {
-        &self.provider
+        match &self.provider {
+            Some(provider) => provider,
+            None => unreachable!("the provider is only taken by shutdown, which consumes self"),
+        }
     }
 
     /// Exports every finished span still buffered, then stops. Runs the SDK's blocking shutdown
     /// off the async worker, so it is safe on any tokio runtime.
-    pub async fn shutdown(self) -> Result<(), OTelSdkError> {
-        let provider = self.provider;
+    pub async fn shutdown(mut self) -> Result<(), OTelSdkError> {
+        let Some(provider) = self.provider.take() else {
+            return Ok(());
+        };
         tokio::task::spawn_blocking(move || provider.shutdown())
             .await
             .map_err(|e| OTelSdkError::InternalFailure(e.to_string()))?
+    }
+}
+
+impl Drop for Tracing {
+    /// The SDK's shutdown blocks on the batch task; run on an async worker (a current-thread
+    /// runtime above all) it would wait for itself. Dropped without `shutdown`, the provider
+    /// is shut down on a thread of its own, which the drop does not wait for.
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = std::thread::Builder::new()
+                .name("kit-trace-shutdown".into())
+                .spawn(move || provider.shutdown());
+        }
     }
 }

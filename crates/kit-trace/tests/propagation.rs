@@ -151,6 +151,9 @@ fn malformed_or_hostile_headers_are_ignored() {
         vec![("traceparent", format!("00-{TRACE}x-{SPAN}-01"))],
         vec![("traceparent", format!("00-{TRACE}-{SPAN}-1"))],
         vec![("traceparent", format!("00-+{}-{SPAN}-01", &TRACE[1..]))],
+        vec![("traceparent", format!("+0-{TRACE}-{SPAN}-01"))],
+        vec![("traceparent", format!("00-{TRACE}-{SPAN}-+1"))],
+        vec![("traceparent", format!("00-{TRACE}-{SPAN}-0G"))],
         vec![("traceparent", format!("00-{TRACE}-{SPAN}-{huge}"))],
         vec![("traceparent", huge.clone())],
         vec![("b3", format!("{TRACE}-{SPAN}-2"))],
@@ -237,6 +240,16 @@ fn what_is_written_is_what_peers_read() {
             assert_eq!(got.sampled, Some(sampled), "{format:?}");
         }
     }
+    // Injecting replaces every trace header that was there.
+    let mut out = headers(&[
+        ("b3", "1"),
+        ("tracestate", "old=1"),
+        ("x-b3-parentspanid", SPAN),
+    ]);
+    Propagation::inject_only(&[Format::B3Multi]).inject(&context(TRACE, true), &mut out);
+    assert!(!out.contains_key("b3") && !out.contains_key("tracestate"));
+    assert!(!out.contains_key("x-b3-parentspanid"));
+    assert_eq!(out["x-b3-spanid"], SPAN);
     // An invalid context writes nothing.
     let mut out = HeaderMap::new();
     Propagation::default().inject(&SpanContext::empty_context(), &mut out);

@@ -147,7 +147,7 @@ async fn exported_spans_are_valid_zipkin_v2_and_linked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsampled_traces_export_nothing_and_a_missing_collector_is_an_error_not_a_hang() {
+async fn unsampled_traces_export_nothing_and_a_missing_collector_does_not_hang_shutdown() {
     let (addr, mut posted) = collector().await;
     let url = format!("http://{addr}/api/v2/spans").parse().unwrap();
     let tracing = Tracing::zipkin("kit-test", url, 0.0);
@@ -169,11 +169,10 @@ async fn unsampled_traces_export_nothing_and_a_missing_collector_is_an_error_not
     let tracing = Tracing::zipkin("kit-test", url, 1.0);
     let tracer = tracing.provider().tracer("t");
     tracer.span_builder("lost").start(&tracer).end();
-    let shutdown = tokio::time::timeout(Duration::from_secs(15), tracing.shutdown())
+    // The SDK logs the failed export; what matters here is that shutdown returns.
+    let _ = tokio::time::timeout(Duration::from_secs(15), tracing.shutdown())
         .await
         .expect("shutdown ends even when the collector is gone");
-    // The SDK reports the failed export on shutdown, or logs it; either way nothing hangs.
-    let _ = shutdown;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,12 +200,14 @@ async fn endpoint_spans_tag_business_errors_and_mark_failures() {
     assert!(ep.call(KitContext::new(), 1).await.is_err());
     assert_eq!(ep.call(KitContext::new(), 2).await.unwrap(), 2);
     tracing.shutdown().await.unwrap();
-    let (_, body) = tokio::time::timeout(Duration::from_secs(5), posted.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(errors_of(&body), Vec::<String>::new());
-    let spans = body.as_array().unwrap();
+    // Batches may split: collect until the collector is quiet.
+    let mut spans = Vec::new();
+    while let Ok(Some((_, body))) =
+        tokio::time::timeout(Duration::from_millis(500), posted.recv()).await
+    {
+        assert_eq!(errors_of(&body), Vec::<String>::new());
+        spans.extend(body.as_array().unwrap().iter().cloned());
+    }
     assert_eq!(spans.len(), 3);
     let by_kind = |kind: &str| {
         spans

@@ -136,7 +136,25 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         DEFAULT_BUCKETS.to_vec(),
     )?;
 
-    // Zipkin tracing, when a collector is given.
+    // Signals are handled before anything is bound or logged: a SIGTERM from then on drains.
+    let drain = config.drain_timeout;
+    let mut group = Group::new().drain_deadline(drain + Duration::from_secs(1));
+    group.stop_on_signals()?;
+    // Every port is bound before anything serves: a port in use fails the start.
+    let http = kit_transport_http::Listener::bind(config.http_addr)
+        .await?
+        .drain_timeout(drain);
+    let jsonrpc = kit_transport_http::Listener::bind(config.jsonrpc_addr)
+        .await?
+        .drain_timeout(drain);
+    let debug = kit_transport_http::Listener::bind(config.debug_addr).await?;
+    let health = group.health();
+    let grpc = kit_transport_grpc::Listener::bind(config.grpc_addr)
+        .await?
+        .health(health.grpc())
+        .drain_timeout(drain);
+    // Zipkin tracing, when a collector is given; made once nothing can fail before `run`,
+    // so that it is always shut down (flushed) below.
     let tracing = config
         .zipkin_url
         .clone()
@@ -163,23 +181,6 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         .concurrency_limit(config.max_in_flight)
         .wrap(service::concat_endpoint(characters));
 
-    // Signals are handled before anything is bound or logged: a SIGTERM from then on drains.
-    let drain = config.drain_timeout;
-    let mut group = Group::new().drain_deadline(drain + Duration::from_secs(1));
-    group.stop_on_signals()?;
-    // Every port is bound before anything serves: a port in use fails the start.
-    let http = kit_transport_http::Listener::bind(config.http_addr)
-        .await?
-        .drain_timeout(drain);
-    let jsonrpc = kit_transport_http::Listener::bind(config.jsonrpc_addr)
-        .await?
-        .drain_timeout(drain);
-    let debug = kit_transport_http::Listener::bind(config.debug_addr).await?;
-    let health = group.health();
-    let grpc = kit_transport_grpc::Listener::bind(config.grpc_addr)
-        .await?
-        .health(health.grpc())
-        .drain_timeout(drain);
     health.grpc().set_serving("pb.Add", true).await;
     for (transport, addr) in [
         ("debug/HTTP", debug.local_addr()),
