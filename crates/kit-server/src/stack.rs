@@ -15,8 +15,8 @@ use tokio::sync::Semaphore;
 ///
 /// 1. logging, outermost: every call, with what the layers below made of it;
 /// 2. metrics: counts and times every call, including those the limits refuse;
-/// 3. (tracing, rate limiting and circuit breaking go here as kit-trace and kit-client land;
-///    [`ServerStack::with`] adds any middleware here today);
+/// 3. what [`ServerStack::with`] adds: tracing (kit-trace's `EndpointTracing`, as addsvc
+///    does), and rate limiting and circuit breaking once kit-client has them;
 /// 4. timeout: the call's deadline tightened to at most this;
 /// 5. concurrency limit, innermost: calls over the limit are refused at once as overloaded
 ///    (HTTP 429, gRPC `RESOURCE_EXHAUSTED`) rather than queued, so that the timeout above does not
