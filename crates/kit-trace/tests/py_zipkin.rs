@@ -44,10 +44,9 @@ fn python() -> Option<PathBuf> {
     found
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_py_zipkin_client_trace_continues_in_a_kit_server() {
-    let Some(python) = python() else { return };
-    let (collector_addr, mut posted) = collector().await;
+/// A traced kit HTTP server on loopback, `POST /echo` answering the body, exporting its spans
+/// as "kit-server" to the collector at `collector_addr`.
+async fn traced_echo(collector_addr: std::net::SocketAddr) -> (Tracing, std::net::SocketAddr) {
     let tracing = Tracing::zipkin(
         "kit-server",
         format!("http://{collector_addr}/api/v2/spans")
@@ -68,6 +67,14 @@ async fn a_py_zipkin_client_trace_continues_in_a_kit_server() {
         .unwrap();
     let addr = listener.local_addr();
     tokio::spawn(listener.serve(Router::new().post("/echo", server), std::future::pending()));
+    (tracing, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_py_zipkin_client_trace_continues_in_a_kit_server() {
+    let Some(python) = python() else { return };
+    let (collector_addr, mut posted) = collector().await;
+    let (tracing, addr) = traced_echo(collector_addr).await;
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/client.py");
     let out = tokio::process::Command::new(&python)
@@ -109,26 +116,7 @@ async fn a_py_zipkin_client_trace_continues_in_a_kit_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_trace_headers_start_a_new_trace_and_the_request_succeeds() {
     let (collector_addr, mut posted) = collector().await;
-    let tracing = Tracing::zipkin(
-        "kit-server",
-        format!("http://{collector_addr}/api/v2/spans")
-            .parse()
-            .unwrap(),
-        1.0,
-    );
-    let server = Server::new(
-        endpoint_fn(|_cx: Context, body: Bytes| async move { Ok::<_, Error>(body) }),
-        |_cx, r: &Request<Bytes>| Ok(r.body().clone()),
-        |_cx, body: Bytes| Ok(Response::new(body)),
-    )
-    .options(
-        HttpServerTracing::new(tracing.provider().tracer("kit")).options(ServerOptions::new()),
-    );
-    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr();
-    tokio::spawn(listener.serve(Router::new().post("/echo", server), std::future::pending()));
+    let (tracing, addr) = traced_echo(collector_addr).await;
 
     let huge = "f".repeat(8000);
     let hostile: Vec<(&str, String)> = vec![
