@@ -76,11 +76,16 @@ where
     fn call(&self, cx: Context, req: Req) -> impl Future<Output = Result<Resp, Error>> + Send {
         self.inner.call_boxed(cx, req)
     }
+
+    fn failed(&self, response: &Resp) -> Option<Error> {
+        self.inner.failed_dyn(response)
+    }
 }
 
 // The object-safe twin of Endpoint: the same call, with the future boxed.
 trait DynEndpoint<Req, Resp>: Send + Sync {
     fn call_boxed(&self, cx: Context, req: Req) -> BoxFuture<'_, Result<Resp, Error>>;
+    fn failed_dyn(&self, response: &Resp) -> Option<Error>;
 }
 
 impl<E, Req> DynEndpoint<Req, E::Response> for E
@@ -90,5 +95,9 @@ where
 {
     fn call_boxed(&self, cx: Context, req: Req) -> BoxFuture<'_, Result<E::Response, Error>> {
         Box::pin(self.call(cx, req))
+    }
+
+    fn failed_dyn(&self, response: &E::Response) -> Option<Error> {
+        self.failed(response)
     }
 }

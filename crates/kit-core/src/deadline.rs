@@ -99,4 +99,8 @@ where
             .await
         }
     }
+
+    fn failed(&self, response: &E::Response) -> Option<Error> {
+        self.inner.failed(response)
+    }
 }

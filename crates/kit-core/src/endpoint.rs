@@ -31,7 +31,9 @@ use crate::{Context, Error};
 ///   endpoint), and passes the context, or one derived from it, to whatever it calls.
 /// - **Errors are classified.** A "no" the caller should see as an answer is
 ///   [`Error::business`]; failures use the kinds that say what went wrong, so that breakers,
-///   retries and transports can act on them.
+///   retries and transports can act on them. A response that carries its business error
+///   inside (go-kit's `Failer`) says so through [`Endpoint::failed`], and every middleware reads
+///   a call's outcome through [`Outcome::of_call`], which sees both.
 ///
 /// # Writing one
 ///
@@ -64,6 +66,7 @@ use crate::{Context, Error};
 ///
 /// [`ErrorKind::Overloaded`]: crate::ErrorKind::Overloaded
 /// [`BoxEndpoint`]: crate::BoxEndpoint
+/// [`Outcome::of_call`]: crate::Outcome::of_call
 pub trait Endpoint<Req>: Send + Sync + 'static {
     /// The response of a successful call. `Send + 'static` so that every middleware, transport
     /// and boxed endpoint can move it between tasks without restating the bounds.
@@ -75,6 +78,84 @@ pub trait Endpoint<Req>: Send + Sync + 'static {
         cx: Context,
         req: Req,
     ) -> impl Future<Output = Result<Self::Response, Error>> + Send;
+
+    /// The business error a successful `response` carries inside it, if any (go-kit's
+    /// `Failer`); `None` by default, because most responses carry none.
+    ///
+    /// Middleware that count, log, trace, break or retry read a call's outcome through
+    /// [`Outcome::of_call`](crate::Outcome::of_call), which asks this, so a reply such as
+    /// `SumReply { v, err }` answered `Ok` is a business outcome everywhere. Mark an endpoint
+    /// whose response implements [`Failer`](crate::Failer) with [`Failing`](crate::Failing)
+    /// rather than implementing this by hand.
+    ///
+    /// **Middleware forward it.** An endpoint that wraps another and returns the inner
+    /// response unchanged implements this as `self.inner.failed(response)`; every wrapper in
+    /// kit-rs does. One that does not (a closure through [`endpoint_fn`], or the
+    /// [`tower`](crate::tower) bridges, where tower has no such notion) hides the carried
+    /// error from the layers outside it, which then see a success.
+    fn failed(&self, response: &Self::Response) -> Option<Error> {
+        let _ = response;
+        None
+    }
+}
+
+/// An endpoint whose responses carry their business errors ([`Failer`](crate::Failer)): the
+/// one way to tell every middleware around it so.
+///
+/// ```
+/// use kit_core::{endpoint_fn, Context, Endpoint, Error, Failer, Failing, Outcome};
+///
+/// // A reply with its error inside, as go-kit's addsvc and many protobuf APIs have them.
+/// struct SumReply { v: i64, err: Option<Error> }
+///
+/// impl Failer for SumReply {
+///     fn failed(&self) -> Option<Error> {
+///         self.err.clone()
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let sum = Failing::new(endpoint_fn(|_cx, (a, b): (i64, i64)| async move {
+///     Ok::<_, Error>(match (a, b) {
+///         (0, 0) => SumReply { v: 0, err: Some(Error::business("can't sum two zeroes")) },
+///         _ => SumReply { v: a + b, err: None },
+///     })
+/// }));
+/// let result = sum.call(Context::new(), (0, 0)).await;
+/// assert!(result.is_ok());
+/// assert_eq!(Outcome::of_call(&sum, &result), Outcome::Rejected);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Failing<E> {
+    inner: E,
+}
+
+impl<E> Failing<E> {
+    /// Marks `endpoint`'s responses as carrying business errors.
+    pub fn new(endpoint: E) -> Self {
+        Failing { inner: endpoint }
+    }
+}
+
+impl<E, Req> Endpoint<Req> for Failing<E>
+where
+    E: Endpoint<Req>,
+    E::Response: crate::Failer,
+{
+    type Response = E::Response;
+
+    fn call(
+        &self,
+        cx: Context,
+        req: Req,
+    ) -> impl Future<Output = Result<E::Response, Error>> + Send {
+        self.inner.call(cx, req)
+    }
+
+    fn failed(&self, response: &E::Response) -> Option<Error> {
+        crate::Failer::failed(response)
+    }
 }
 
 /// Makes a closure an endpoint: `f(cx, req)` is the call.

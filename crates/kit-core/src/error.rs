@@ -199,8 +199,9 @@ impl ErrorKind {
         }
     }
 
-    /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 13] = [
+    /// Every kind, in declaration order. A slice, not an array, so that adding a kind (the
+    /// enum is non-exhaustive) changes no type.
+    pub const ALL: &'static [ErrorKind] = &[
         ErrorKind::Business,
         ErrorKind::InvalidArgument,
         ErrorKind::Unauthenticated,
@@ -222,14 +223,15 @@ impl ErrorKind {
     /// ```
     /// use kit_core::ErrorKind;
     ///
-    /// for kind in ErrorKind::ALL {
+    /// for &kind in ErrorKind::ALL {
     ///     assert_eq!(ErrorKind::from_name(kind.as_str()), Some(kind));
     /// }
     /// assert_eq!(ErrorKind::from_name("teapot"), None);
     /// ```
     pub fn from_name(name: &str) -> Option<ErrorKind> {
         ErrorKind::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|kind| kind.as_str() == name)
     }
 }
@@ -492,15 +494,20 @@ fn known_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
 /// A response that can carry a business error inside it (go-kit's `Failer`).
 ///
 /// Some wire formats put business errors in the reply (`SumReply { v, err }` answered with gRPC
-/// status OK). An endpoint returning such a reply as `Ok` implements `Failer` on it so that
-/// metrics and logs still see the business error, through [`Outcome::of_failer`]. The error is
-/// returned by value because such replies often hold only its text.
+/// status OK). An endpoint returning such a reply as `Ok` implements `Failer` on it and is
+/// wrapped in [`Failing`](crate::Failing), so that logging, metrics, tracing, breakers and
+/// retries all see the business error through [`Outcome::of_call`]. The error is returned by
+/// value because such replies often hold only its text.
 pub trait Failer {
     /// The business error this response carries, if any.
     fn failed(&self) -> Option<Error>;
 }
 
 /// What a call's result means to middleware that count: success, business error or failure.
+///
+/// This is kit-rs's one classification of a call: logging, metrics, tracing, circuit breakers
+/// and retries all read it, through [`Outcome::of_call`] (which sees business errors carried
+/// in a reply) or, for a bare result, [`Outcome::of`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// The call succeeded.
@@ -514,7 +521,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Classifies a result by its error alone.
+    /// Classifies a result by its error alone, for results that no endpoint produced.
     ///
     /// ```
     /// use kit_core::{Error, Outcome};
@@ -530,17 +537,37 @@ impl Outcome {
         }
     }
 
-    /// Classifies a result whose response may carry a business error ([`Failer`]).
-    pub fn of_failer<R: Failer>(result: &Result<R, Error>) -> Outcome {
+    /// Classifies what a call of `endpoint` returned: its error, or the business error its
+    /// response carries ([`Endpoint::failed`](crate::Endpoint::failed)). What every middleware
+    /// uses.
+    pub fn of_call<E, Req>(endpoint: &E, result: &Result<E::Response, Error>) -> Outcome
+    where
+        E: crate::Endpoint<Req> + ?Sized,
+    {
         match result {
-            Ok(resp) => resp
-                .failed()
+            Ok(response) => endpoint
+                .failed(response)
                 .map_or(Outcome::Success, |err| Outcome::of_error(&err)),
             Err(err) => Outcome::of_error(err),
         }
     }
 
-    fn of_error(err: &Error) -> Outcome {
+    /// The error a call of `endpoint` ended with, as [`Outcome::of_call`] sees it: the `Err`, or
+    /// the business error carried in the `Ok` response; `None` for a success. For middleware
+    /// that report the error (logs, span tags) as well as the outcome.
+    pub fn error_of<E, Req>(endpoint: &E, result: &Result<E::Response, Error>) -> Option<Error>
+    where
+        E: crate::Endpoint<Req> + ?Sized,
+    {
+        match result {
+            Ok(response) => endpoint.failed(response),
+            Err(err) => Some(err.clone()),
+        }
+    }
+
+    /// Classifies an error: a failure if its kind is one ([`ErrorKind::is_failure`]), else
+    /// rejected.
+    pub fn of_error(err: &Error) -> Outcome {
         if err.is_failure() {
             Outcome::Failure
         } else {

@@ -11,8 +11,9 @@
 //! | [`BoxEndpoint`] | any endpoint behind one cloneable type |
 //! | [`Middleware`], [`Chain`] | endpoint → endpoint; a chain whose first middleware is the outermost |
 //! | [`Context`] | the request's deadline, cancellation and typed values, passed explicitly |
-//! | [`Error`], [`ErrorKind`], [`Outcome`], [`Failer`] | one classified error; business errors vs failures |
+//! | [`Error`], [`ErrorKind`], [`Outcome`], [`Failer`], [`Failing`] | one classified error; the one classification of a call's outcome, business errors carried in replies included |
 //! | [`deadline`] | the middleware that enforces a context's deadline and cancellation |
+//! | [`concurrency`] | the middleware that refuses calls over a number in flight, as overloaded |
 //! | [`Endpointer`], [`EndpointSet`] | a set of endpoints that changes over time, for discovery and balancing |
 //! | [`tower`] | endpoints as tower services and back; middleware as layers and back |
 //!
@@ -49,6 +50,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod boxed;
+pub mod concurrency;
 mod context;
 pub mod deadline;
 mod endpoint;
@@ -59,7 +61,7 @@ pub mod tower;
 
 pub use boxed::{BoxEndpoint, BoxFuture};
 pub use context::Context;
-pub use endpoint::{Endpoint, EndpointFn, endpoint_fn};
+pub use endpoint::{Endpoint, EndpointFn, Failing, endpoint_fn};
 pub use endpointer::{EndpointSet, Endpointer, Endpoints, FixedEndpointer};
 pub use error::{BoxError, Error, ErrorKind, Failer, Outcome};
 pub use middleware::{Chain, Identity, Middleware, Stack};

@@ -3,7 +3,11 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use kit_core::{BoxError, Error, ErrorKind, Failer, Outcome};
+use kit_core::deadline::Deadline;
+use kit_core::{
+    BoxEndpoint, BoxError, Context, Endpoint, Error, ErrorKind, Failer, Failing, Middleware,
+    Outcome, endpoint_fn,
+};
 
 const ALL: [ErrorKind; 13] = [
     ErrorKind::Business,
@@ -258,18 +262,41 @@ impl Failer for Reply {
     }
 }
 
+#[tokio::test]
+async fn a_carried_business_error_is_seen_through_every_kit_core_wrapper() {
+    let replies = |_cx, err: &'static str| async move {
+        match err {
+            "timeout" => Err(Error::timeout("deadline exceeded")),
+            err => Ok::<_, Error>(Reply { err: err.into() }),
+        }
+    };
+    let marked = Failing::new(endpoint_fn(replies));
+    // Boxed, and under the deadline middleware, the marking is still seen.
+    let boxed = BoxEndpoint::new(Deadline::with_timeout(Duration::from_secs(5)).wrap(marked));
+    for (endpoint_name, input, want) in [
+        ("ok", "", Outcome::Success),
+        ("carried", "can't sum two zeroes", Outcome::Rejected),
+        ("failed", "timeout", Outcome::Failure),
+    ] {
+        let result = boxed.call(Context::new(), input).await;
+        assert_eq!(Outcome::of_call(&boxed, &result), want, "{endpoint_name}");
+    }
+    let result = boxed.call(Context::new(), "can't sum two zeroes").await;
+    let err = Outcome::error_of(&boxed, &result).expect("the carried error");
+    assert_eq!(
+        (err.kind(), err.message()),
+        (ErrorKind::Business, "can't sum two zeroes")
+    );
+    // Unmarked, the carried error is invisible: that is what Failing is for.
+    let unmarked = endpoint_fn(replies);
+    let result = unmarked.call(Context::new(), "can't sum two zeroes").await;
+    assert_eq!(Outcome::of_call(&unmarked, &result), Outcome::Success);
+    assert_eq!(Outcome::of(&result), Outcome::Success);
+}
+
 #[test]
-fn a_failer_response_reports_its_business_error() {
-    let ok: Result<Reply, Error> = Ok(Reply { err: String::new() });
-    let carried: Result<Reply, Error> = Ok(Reply {
-        err: "can't sum two zeroes".into(),
-    });
-    let failed: Result<Reply, Error> = Err(Error::timeout("deadline exceeded"));
-    assert_eq!(Outcome::of_failer(&ok), Outcome::Success);
-    assert_eq!(Outcome::of_failer(&carried), Outcome::Rejected);
-    assert_eq!(Outcome::of_failer(&failed), Outcome::Failure);
-    // Without Failer the carried error is invisible: that is what the trait is for.
-    assert_eq!(Outcome::of(&carried), Outcome::Success);
+fn the_public_list_of_kinds_is_complete() {
+    assert_eq!(ErrorKind::ALL, ALL.as_slice());
 }
 
 #[test]

@@ -43,7 +43,7 @@ pub use level::{Level, LevelFilter, NO_LEVEL_TAG, ParseLevelError, Verdict};
 pub use log_bridge::LogBridge;
 pub use logfmt::{Logfmt, LogfmtFormat};
 pub use logger::{DrainOk, Logger, MISSING};
-pub use middleware::{BusinessErrors, EndpointLogging, LoggedEndpoint, NoBusinessErrors};
+pub use middleware::{EndpointLogging, LoggedEndpoint};
 pub use non_blocking::{NonBlocking, NonBlockingGuard};
 pub use slog::FnValue;
 #[cfg(feature = "tracing")]

@@ -29,88 +29,49 @@ use crate::logger::Logger;
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct EndpointLogging<B = NoBusinessErrors> {
+pub struct EndpointLogging {
     logger: Logger,
     method: &'static str,
-    business_errors: B,
 }
 
 impl EndpointLogging {
     /// Logs calls of the method named `method` to `logger` (a kit [`Logger`], or a
     /// `slog::Logger`).
+    ///
+    /// A business error carried in a successful response (an endpoint marked with
+    /// [`kit_core::Failing`]) is logged as the `rejected` call it is, with its `err` and `kind`,
+    /// as kit-core's [`Outcome::of_call`] reads it.
     pub fn new(logger: impl Into<Logger>, method: &'static str) -> Self {
         EndpointLogging {
             logger: logger.into(),
             method,
-            business_errors: NoBusinessErrors,
-        }
-    }
-
-    /// For services whose responses carry their business errors (go-kit's `Failer`): `errors`
-    /// reads the error out of a successful response, and such a call is logged with its `err`
-    /// and `kind`, as `rejected` (or as `failure` at level error if the carried error is a
-    /// failure kind). Pass the response type's [`Failer::failed`](kit_core::Failer::failed)
-    /// (`MyReply::failed`) when it implements that trait.
-    pub fn business_errors<B>(self, errors: B) -> EndpointLogging<B> {
-        EndpointLogging {
-            logger: self.logger,
-            method: self.method,
-            business_errors: errors,
         }
     }
 }
 
-/// Where a response's business error is found; see [`EndpointLogging::business_errors`].
-pub trait BusinessErrors<R>: Clone + Send + Sync + 'static {
-    /// The business error `response` carries, if any.
-    fn error_of(&self, response: &R) -> Option<Error>;
-}
+impl<E> Middleware<E> for EndpointLogging {
+    type Endpoint = LoggedEndpoint<E>;
 
-/// Responses carry no business errors: only `Err` results are errors. The default.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoBusinessErrors;
-
-impl<R> BusinessErrors<R> for NoBusinessErrors {
-    fn error_of(&self, _: &R) -> Option<Error> {
-        None
-    }
-}
-
-impl<R, F> BusinessErrors<R> for F
-where
-    F: Fn(&R) -> Option<Error> + Clone + Send + Sync + 'static,
-{
-    fn error_of(&self, response: &R) -> Option<Error> {
-        self(response)
-    }
-}
-
-impl<E, B: Clone> Middleware<E> for EndpointLogging<B> {
-    type Endpoint = LoggedEndpoint<E, B>;
-
-    fn wrap(&self, inner: E) -> LoggedEndpoint<E, B> {
+    fn wrap(&self, inner: E) -> LoggedEndpoint<E> {
         LoggedEndpoint {
             inner,
             logger: self.logger.clone(),
             method: self.method,
-            business_errors: self.business_errors.clone(),
         }
     }
 }
 
 /// An endpoint whose calls are logged; made by [`EndpointLogging`].
 #[derive(Clone, Debug)]
-pub struct LoggedEndpoint<E, B = NoBusinessErrors> {
+pub struct LoggedEndpoint<E> {
     inner: E,
     logger: Logger,
     method: &'static str,
-    business_errors: B,
 }
 
-impl<E, B, Req> Endpoint<Req> for LoggedEndpoint<E, B>
+impl<E, Req> Endpoint<Req> for LoggedEndpoint<E>
 where
     E: Endpoint<Req>,
-    B: BusinessErrors<E::Response>,
     Req: Send,
 {
     type Response = E::Response;
@@ -120,20 +81,12 @@ where
         let result = self.inner.call(cx, req).await;
         let took = start.elapsed();
         let (log, method) = (&self.logger, self.method);
-        let carried = result
-            .as_ref()
-            .ok()
-            .and_then(|response| self.business_errors.error_of(response));
-        let outcome = match &carried {
-            Some(err) => Outcome::of::<()>(&Err(err.clone())),
-            None => Outcome::of(&result),
-        };
         let took = format_args!("{took:?}");
-        match (result.as_ref().err().or(carried.as_ref()), outcome) {
-            (None, _) => {
+        match Outcome::error_of(&self.inner, &result) {
+            None => {
                 crate::info!(log, "method", method, "outcome", "success", "took", took);
             }
-            (Some(err), Outcome::Failure) => {
+            Some(err) if Outcome::of_error(&err) == Outcome::Failure => {
                 let message = format_args!("{err}");
                 crate::error!(
                     log,
@@ -149,7 +102,7 @@ where
                     err.kind().as_str()
                 );
             }
-            (Some(err), _) => {
+            Some(err) => {
                 let message = format_args!("{err}");
                 crate::info!(
                     log,
@@ -167,5 +120,9 @@ where
             }
         }
         result
+    }
+
+    fn failed(&self, response: &E::Response) -> Option<Error> {
+        self.inner.failed(response)
     }
 }

@@ -85,12 +85,10 @@ impl kit_core::Failer for SumReply {
 
 #[tokio::test]
 async fn business_errors_carried_in_responses_are_logged_as_rejections() {
-    use kit_core::Failer;
     let out = Captured::default();
     let log = Logger::root(Logfmt::new(out.clone()).fuse(), o!());
-    let sum = EndpointLogging::new(log, "sum")
-        .business_errors(SumReply::failed)
-        .wrap(endpoint_fn(|_cx, (a, b): (i64, i64)| async move {
+    let sum = EndpointLogging::new(log, "sum").wrap(kit_core::Failing::new(endpoint_fn(
+        |_cx, (a, b): (i64, i64)| async move {
             Ok::<_, Error>(match (a, b) {
                 (0, 0) => SumReply {
                     v: 0,
@@ -101,7 +99,8 @@ async fn business_errors_carried_in_responses_are_logged_as_rejections() {
                     err: None,
                 },
             })
-        }));
+        },
+    )));
     assert_eq!(sum.call(Context::new(), (1, 2)).await.unwrap().v, 3);
     let reply = sum.call(Context::new(), (0, 0)).await.unwrap();
     assert_eq!(reply.err.as_deref(), Some("can't sum two zeroes"));

@@ -16,8 +16,10 @@ pub const METHOD_OUTCOME_LABELS: [&str; 3] = ["method", "success", "outcome"];
 /// duration in seconds in a histogram, both labelled by method and outcome
 /// ([`METHOD_OUTCOME_LABELS`]).
 ///
-/// The three labelled series are resolved when the middleware is made, so a mislabelled metric
-/// is an error there and calls pay no label lookup.
+/// The outcome is kit-core's [`Outcome::of_call`]: a business error carried in a successful
+/// response (an endpoint marked with [`kit_core::Failing`]) counts as `rejected`. The three
+/// labelled series are resolved when the middleware is made, so a mislabelled metric is an
+/// error there and calls pay no label lookup.
 ///
 /// ```
 /// use kit_core::{endpoint_fn, Chain, Context, Endpoint, Error, Middleware};
@@ -103,9 +105,13 @@ where
     async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
         let start = Instant::now();
         let result = self.inner.call(cx, req).await;
-        let i = index(Outcome::of(&result));
+        let i = index(Outcome::of_call(&self.inner, &result));
         self.metrics.requests[i].add(1.0);
         self.metrics.durations[i].observe(start.elapsed().as_secs_f64());
         result
+    }
+
+    fn failed(&self, response: &E::Response) -> Option<Error> {
+        self.inner.failed(response)
     }
 }

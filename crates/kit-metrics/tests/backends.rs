@@ -122,3 +122,45 @@ async fn the_middleware_counts_and_times_calls_by_method_and_outcome() {
         "{err}"
     );
 }
+
+/// A go-kit-style reply that carries its business error (the same reply every middleware's
+/// carried-error test uses).
+struct SumReply {
+    v: i64,
+    err: Option<String>,
+}
+
+impl kit_core::Failer for SumReply {
+    fn failed(&self) -> Option<Error> {
+        self.err.clone().map(Error::business)
+    }
+}
+
+#[tokio::test]
+async fn a_business_error_carried_in_a_reply_counts_as_rejected() {
+    let requests = MemoryCounter::new("requests_total", &METHOD_OUTCOME_LABELS).unwrap();
+    let durations =
+        MemoryHistogram::new("request_duration_seconds", &METHOD_OUTCOME_LABELS).unwrap();
+    let sum = Chain::new()
+        .with(EndpointMetrics::new("sum", requests.clone(), durations).unwrap())
+        .wrap(kit_core::Failing::new(endpoint_fn(
+            |_cx, (a, b): (i64, i64)| async move {
+                Ok::<_, Error>(match (a, b) {
+                    (0, 0) => SumReply {
+                        v: 0,
+                        err: Some("can't sum two zeroes".into()),
+                    },
+                    _ => SumReply {
+                        v: a + b,
+                        err: None,
+                    },
+                })
+            },
+        )));
+    assert_eq!(sum.call(Context::new(), (1, 2)).await.unwrap().v, 3);
+    let reply = sum.call(Context::new(), (0, 0)).await.unwrap();
+    assert_eq!(reply.err.as_deref(), Some("can't sum two zeroes"));
+    assert_eq!(requests.value(&["sum", "true", "success"]), 1.0);
+    assert_eq!(requests.value(&["sum", "false", "rejected"]), 1.0);
+    assert_eq!(requests.value(&["sum", "false", "failure"]), 0.0);
+}

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kit_core::concurrency::ConcurrencyLimit;
 use kit_core::deadline::Deadline;
-use kit_core::{BoxEndpoint, Context, Endpoint, Error, Middleware};
+use kit_core::{BoxEndpoint, Endpoint, Middleware};
 use kit_log::{EndpointLogging, Logger};
 use kit_metrics::discard::Discard;
 use kit_metrics::{Counter, EndpointMetrics, Histogram, MetricError};
-use tokio::sync::Semaphore;
 
 /// The middleware every served endpoint wants, in one builder, in the order that makes each
 /// see what it should:
@@ -108,7 +108,8 @@ impl<Req: Send + 'static, Resp: Send + 'static, C: Counter, H: Histogram>
         self
     }
 
-    /// Refuses calls beyond `limit` in flight with an overloaded error.
+    /// Refuses calls beyond `limit` in flight with an overloaded error (kit-core's
+    /// [`ConcurrencyLimit`]).
     pub fn concurrency_limit(mut self, limit: usize) -> Self {
         self.concurrency_limit = Some(limit);
         self
@@ -133,14 +134,13 @@ impl<Req: Send + 'static, Resp: Send + 'static, C: Counter, H: Histogram>
     where
         E: Endpoint<Req, Response = Resp>,
     {
-        let inner = Limited {
-            inner: endpoint,
-            permits: self.concurrency_limit.map(|n| Arc::new(Semaphore::new(n))),
-            limit: self.concurrency_limit.unwrap_or(0),
+        let inner = match self.concurrency_limit {
+            Some(limit) => BoxEndpoint::new(ConcurrencyLimit::new(limit).wrap(endpoint)),
+            None => BoxEndpoint::new(endpoint),
         };
         let mut boxed = match self.timeout {
             Some(timeout) => BoxEndpoint::new(Deadline::with_timeout(timeout).wrap(inner)),
-            None => BoxEndpoint::new(inner),
+            None => inner,
         };
         for layer in self.extra.iter().rev() {
             boxed = layer(boxed);
@@ -155,27 +155,5 @@ impl<Req: Send + 'static, Resp: Send + 'static, C: Counter, H: Histogram>
             }
             None => boxed,
         }
-    }
-}
-
-/// The concurrency limit: a semaphore's permit per call, refused when none is left.
-#[derive(Clone)]
-struct Limited<E> {
-    inner: E,
-    permits: Option<Arc<Semaphore>>,
-    limit: usize,
-}
-
-impl<E: Endpoint<Req>, Req: Send + 'static> Endpoint<Req> for Limited<E> {
-    type Response = E::Response;
-
-    async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
-        let _permit = match &self.permits {
-            Some(permits) => Some(permits.try_acquire().map_err(|_| {
-                Error::overloaded(format!("more than {} calls in flight", self.limit))
-            })?),
-            None => None,
-        };
-        self.inner.call(cx, req).await
     }
 }

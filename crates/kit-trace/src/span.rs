@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use kit_core::{Context, Endpoint, Error, Middleware};
+use kit_core::{Context, Endpoint, Error, Middleware, Outcome};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanContext, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry_sdk::trace::{SdkTracer, Span};
@@ -103,7 +103,9 @@ pub(crate) fn tag(span: &mut Span, key: &'static str, value: impl Into<opentelem
 /// `EndpointTracing::new` makes internal spans around endpoints; [`EndpointTracing::client`]
 /// makes the CLIENT span around a client endpoint, whose transport hook injects it
 /// ([`http::inject`](crate::http::inject), [`grpc::inject`](crate::grpc::inject)). A
-/// business error is tagged (`kit.error`, `kit.error.kind`), not marked as a failure.
+/// business error is tagged (`kit.error`, `kit.error.kind`), not marked as a failure; one
+/// carried in a successful response is seen through kit-core's [`Outcome::error_of`] (an
+/// endpoint marked with [`kit_core::Failing`]) and tagged the same way.
 #[derive(Clone, Debug)]
 pub struct EndpointTracing {
     tracer: SdkTracer,
@@ -156,10 +158,14 @@ impl<E: Endpoint<Req>, Req: Send + 'static> Endpoint<Req> for TracedEndpoint<E> 
         let mut span = start(&t.tracer, t.method.clone(), t.kind.clone(), current(&cx));
         let cx = with_current(cx, span.span_context().clone());
         let result = self.inner.call(cx, req).await;
-        if let Err(err) = &result {
-            record_error(&mut span, err);
+        if let Some(err) = Outcome::error_of(&self.inner, &result) {
+            record_error(&mut span, &err);
         }
         span.end();
         result
+    }
+
+    fn failed(&self, response: &E::Response) -> Option<Error> {
+        self.inner.failed(response)
     }
 }

@@ -228,3 +228,64 @@ async fn endpoint_spans_tag_business_errors_and_mark_failures() {
         "the success has no error tags"
     );
 }
+
+/// A go-kit-style reply that carries its business error (the same reply every middleware's
+/// carried-error test uses).
+struct SumReply {
+    v: i64,
+    err: Option<String>,
+}
+
+impl kit_core::Failer for SumReply {
+    fn failed(&self) -> Option<kit_core::Error> {
+        self.err.clone().map(kit_core::Error::business)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_business_error_carried_in_a_reply_is_tagged_not_failed() {
+    use kit_core::{Context as KitContext, Endpoint, Error, Failing, Middleware, endpoint_fn};
+    let (addr, mut posted) = collector().await;
+    let tracing = Tracing::zipkin(
+        "kit-test",
+        format!("http://{addr}/api/v2/spans").parse().unwrap(),
+        1.0,
+    );
+    let tracer = tracing.provider().tracer("t");
+    let sum = kit_trace::EndpointTracing::new(tracer, "sum").wrap(Failing::new(endpoint_fn(
+        |_cx, (a, b): (i64, i64)| async move {
+            Ok::<_, Error>(match (a, b) {
+                (0, 0) => SumReply {
+                    v: 0,
+                    err: Some("can't sum two zeroes".into()),
+                },
+                _ => SumReply {
+                    v: a + b,
+                    err: None,
+                },
+            })
+        },
+    )));
+    assert_eq!(sum.call(KitContext::new(), (1, 2)).await.unwrap().v, 3);
+    let reply = sum.call(KitContext::new(), (0, 0)).await.unwrap();
+    assert_eq!(reply.err.as_deref(), Some("can't sum two zeroes"));
+    tracing.shutdown().await.unwrap();
+    let mut spans = Vec::new();
+    while let Ok(Some((_, body))) =
+        tokio::time::timeout(Duration::from_millis(500), posted.recv()).await
+    {
+        assert_eq!(errors_of(&body), Vec::<String>::new());
+        spans.extend(body.as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(spans.len(), 2);
+    let carried = spans
+        .iter()
+        .find(|s| s["tags"]["kit.error.kind"] == "business")
+        .expect("the carried error is tagged");
+    assert_eq!(carried["tags"]["kit.error"], "can't sum two zeroes");
+    assert!(
+        carried["tags"].get("error").is_none(),
+        "not a failure: {carried}"
+    );
+    assert!(spans.iter().any(|s| s.get("tags").is_none()));
+}

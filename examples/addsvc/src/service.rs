@@ -1,6 +1,6 @@
 //! The service: go-kit addsvc's rules, as plain functions and as kit endpoints.
 
-use kit_core::{Context, Endpoint, Error, endpoint_fn};
+use kit_core::{Context, Endpoint, Error, Failer, Failing, endpoint_fn};
 use kit_metrics::Counter;
 
 /// The longest result Concat makes, in bytes.
@@ -54,29 +54,75 @@ pub struct ConcatRequest {
     pub b: String,
 }
 
+/// An endpoint's reply: the value, or the business error the rule gave (go-kit addsvc's
+/// `SumResponse`/`ConcatResponse`). It implements [`Failer`], and the endpoints are marked
+/// [`Failing`], so that logs, metrics and traces see a carried error as the business outcome
+/// it is, while each transport puts it on the wire its own way (an HTTP 400, a JSON-RPC error,
+/// the gRPC reply's `err`).
+#[derive(Clone, Debug, Default)]
+pub struct Reply<T> {
+    /// The answer; zero when `err` is set.
+    pub v: T,
+    /// The business error, if the rules said no.
+    pub err: Option<Error>,
+}
+
+impl<T> Failer for Reply<T> {
+    fn failed(&self) -> Option<Error> {
+        self.err.clone()
+    }
+}
+
+impl<T: Default> From<Result<T, Error>> for Reply<T> {
+    /// A business error goes into the reply; other errors never reach here (the rules give
+    /// only business errors).
+    fn from(result: Result<T, Error>) -> Self {
+        match result {
+            Ok(v) => Reply { v, err: None },
+            Err(err) => Reply {
+                v: T::default(),
+                err: Some(err),
+            },
+        }
+    }
+}
+
+impl<T> Reply<T> {
+    /// The value, or the business error: for transports that answer a business error as an
+    /// error (an HTTP 400, a JSON-RPC error object).
+    pub fn into_v(self) -> Result<T, Error> {
+        match self.err {
+            Some(err) => Err(err),
+            None => Ok(self.v),
+        }
+    }
+}
+
 /// The Sum endpoint; `integers` counts the integers summed (the results' total, as go-kit's).
-pub fn sum_endpoint(integers: impl Counter) -> impl Endpoint<SumRequest, Response = i64> + Clone {
-    endpoint_fn(move |_cx: Context, r: SumRequest| {
+pub fn sum_endpoint(
+    integers: impl Counter,
+) -> impl Endpoint<SumRequest, Response = Reply<i64>> + Clone {
+    Failing::new(endpoint_fn(move |_cx: Context, r: SumRequest| {
         let result = sum(r.a, r.b);
         if let Ok(v) = result {
             integers.add(v as f64);
         }
-        std::future::ready(result)
-    })
+        std::future::ready(Ok(Reply::from(result)))
+    }))
 }
 
 /// The Concat endpoint; `characters` counts the characters concatenated, in bytes as go-kit's
 /// `len(v)` does.
 pub fn concat_endpoint(
     characters: impl Counter,
-) -> impl Endpoint<ConcatRequest, Response = String> + Clone {
-    endpoint_fn(move |_cx: Context, r: ConcatRequest| {
+) -> impl Endpoint<ConcatRequest, Response = Reply<String>> + Clone {
+    Failing::new(endpoint_fn(move |_cx: Context, r: ConcatRequest| {
         let result = concat(&r.a, &r.b);
         if let Ok(v) = &result {
             characters.add(v.len() as f64);
         }
-        std::future::ready(result)
-    })
+        std::future::ready(Ok(Reply::from(result)))
+    }))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use crate::pb;
-use crate::service::{ConcatRequest, SumRequest};
+use crate::service::{ConcatRequest, Reply, SumRequest};
 
 // ---- Decoding go-kit's JSON: members matched case-insensitively, absent ones zero. ----
 
@@ -128,8 +128,8 @@ fn http_options() -> ServerOptions {
 
 /// The HTTP router: `POST /sum` and `POST /concat`, answering `{"v":..}`.
 pub fn http_router(
-    sum: BoxEndpoint<SumRequest, i64>,
-    concat: BoxEndpoint<ConcatRequest, String>,
+    sum: BoxEndpoint<SumRequest, Reply<i64>>,
+    concat: BoxEndpoint<ConcatRequest, Reply<String>>,
     tracer: Option<&SdkTracer>,
 ) -> Router {
     // With a tracer, each request gets a SERVER span continuing the caller's trace.
@@ -143,7 +143,7 @@ pub fn http_router(
             Server::new(
                 sum,
                 |_cx, r: &Request<Bytes>| sum_request(json_body(r)?),
-                |cx, v: i64| json::encode_response(cx, json!({ "v": v })),
+                |cx, r: Reply<i64>| json::encode_response(cx, json!({ "v": r.into_v()? })),
             )
             .options(http_options()),
         )
@@ -152,7 +152,7 @@ pub fn http_router(
             Server::new(
                 concat,
                 |_cx, r: &Request<Bytes>| concat_request(json_body(r)?),
-                |cx, v: String| json::encode_response(cx, json!({ "v": v })),
+                |cx, r: Reply<String>| json::encode_response(cx, json!({ "v": r.into_v()? })),
             )
             .options(http_options()),
         )
@@ -165,8 +165,8 @@ pub fn http_router(
 /// `data`). go-kit's own JSON-RPC transport answers them as a result `{"v":0}` and loses the
 /// error; a JSON-RPC client expects an error object.
 pub fn jsonrpc_server(
-    sum: BoxEndpoint<SumRequest, i64>,
-    concat: BoxEndpoint<ConcatRequest, String>,
+    sum: BoxEndpoint<SumRequest, Reply<i64>>,
+    concat: BoxEndpoint<ConcatRequest, Reply<String>>,
     traced: bool,
 ) -> JsonRpcServer {
     let server = JsonRpcServer::new();
@@ -185,42 +185,25 @@ pub fn jsonrpc_server(
             "sum",
             sum,
             |_cx, params| sum_request(params),
-            |cx, v: i64| encode_result(cx, json!({ "v": v })),
+            |cx, r: Reply<i64>| encode_result(cx, json!({ "v": r.into_v()? })),
         )
         .method(
             "concat",
             concat,
             |_cx, params| concat_request(params),
-            |cx, v: String| encode_result(cx, json!({ "v": v })),
+            |cx, r: Reply<String>| encode_result(cx, json!({ "v": r.into_v()? })),
         )
 }
 
 // ---- gRPC ----
 
-/// An endpoint whose business errors become part of its response, as addsvc's gRPC replies
-/// carry them (`err`, with status OK); other errors stay errors (real status codes).
-#[derive(Clone)]
-struct BusinessInReply<E>(E);
+type GrpcServer<Req, PReq, PReply, V> =
+    kit_transport_grpc::Server<BoxEndpoint<Req, Reply<V>>, PReq, PReply, Req, Reply<V>>;
 
-impl<E: Endpoint<Req>, Req: Send + 'static> Endpoint<Req> for BusinessInReply<E> {
-    type Response = Result<E::Response, String>;
-
-    async fn call(&self, cx: Context, req: Req) -> Result<Self::Response, Error> {
-        match self.0.call(cx, req).await {
-            Ok(v) => Ok(Ok(v)),
-            Err(err) if err.kind() == ErrorKind::Business => Ok(Err(err.message().to_owned())),
-            Err(err) => Err(err),
-        }
-    }
+/// The business error's text, as the gRPC replies carry it (empty for none).
+fn err_text(err: Option<Error>) -> String {
+    err.map(|err| err.message().to_owned()).unwrap_or_default()
 }
-
-type GrpcServer<Req, PReq, PReply, V> = kit_transport_grpc::Server<
-    BusinessInReply<BoxEndpoint<Req, V>>,
-    PReq,
-    PReply,
-    Req,
-    Result<V, String>,
->;
 
 /// The `pb.Add` gRPC service.
 pub struct AddService {
@@ -231,34 +214,28 @@ pub struct AddService {
 impl AddService {
     /// Serves `sum` and `concat`.
     pub fn new(
-        sum: BoxEndpoint<SumRequest, i64>,
-        concat: BoxEndpoint<ConcatRequest, String>,
+        sum: BoxEndpoint<SumRequest, Reply<i64>>,
+        concat: BoxEndpoint<ConcatRequest, Reply<String>>,
         tracer: Option<&SdkTracer>,
     ) -> pb::add_server::AddServer<AddService> {
         let service = AddService {
             sum: kit_transport_grpc::Server::new(
-                BusinessInReply(sum),
+                sum,
                 |_cx, r: pb::SumRequest| Ok(SumRequest { a: r.a, b: r.b }),
-                |_cx, r: Result<i64, String>| {
+                |_cx, r: Reply<i64>| {
                     Ok(pb::SumReply {
-                        v: r.clone().unwrap_or_default(),
-                        err: r.err().unwrap_or_default(),
+                        v: r.v,
+                        err: err_text(r.err),
                     })
                 },
             ),
             concat: kit_transport_grpc::Server::new(
-                BusinessInReply(concat),
+                concat,
                 |_cx, r: pb::ConcatRequest| Ok(ConcatRequest { a: r.a, b: r.b }),
-                |_cx, r: Result<String, String>| {
-                    Ok(match r {
-                        Ok(v) => pb::ConcatReply {
-                            v,
-                            err: String::new(),
-                        },
-                        Err(err) => pb::ConcatReply {
-                            v: String::new(),
-                            err,
-                        },
+                |_cx, r: Reply<String>| {
+                    Ok(pb::ConcatReply {
+                        v: r.v,
+                        err: err_text(r.err),
                     })
                 },
             ),
