@@ -1,7 +1,78 @@
-//! kit-client: the caller's side: load balancing, retries with deadline and budget, circuit breaker, rate limiting.
+//! kit-client: the caller's side of kit-rs. Calling another service that runs as several
+//! instances, some of them slow or failing, with go-kit's `sd/lb`, `circuitbreaker` and
+//! `ratelimit` as kit-core middleware and endpoints.
 //!
-//! **Status: Draft — not implemented yet.** This crate has no API yet; its planned scope is in
-//! the RFC, `docs/rfcs/0008-kit-client.md`.
+//! Every piece is an [`Endpoint`](kit_core::Endpoint) or a
+//! [`Middleware`](kit_core::Middleware), so it works over any transport's client endpoint, and
+//! every piece reads a call's outcome through kit-core's one classification,
+//! [`Outcome::of_call`](kit_core::Outcome::of_call): business errors, also those carried in a
+//! reply, are answers, not faults, and never trip a breaker or cause a retry.
+//!
+//! | module | feature | what it is |
+//! |---|---|---|
+//! | [`balance`] | `balance` | round robin, random and power-of-two-choices (peak EWMA) over a changing `Endpointer` |
+//! | [`retry`] | `retry` | attempts under one deadline, per-attempt timeouts, backoff with full jitter, a retry budget |
+//! | [`breaker`] | `breaker` | a circuit breaker per endpoint: consecutive failures or a failure ratio over a window |
+//! | [`limit`] | `limit` | erroring and delaying token-bucket rate limits (governor), an adaptive (AIMD) concurrency limit |
+//!
+//! kit-core's [`ConcurrencyLimit`](kit_core::concurrency::ConcurrencyLimit) is the fixed
+//! concurrency limit, the same middleware kit-server uses. No feature is on by default.
+//!
+//! # The caller's stack
+//!
+//! ```text
+//!   calling code ─► Retry ─► Balanced(P2c) ─► per instance: Breaker ─► transport client
+//! ```
+//!
+//! The retry sits above the balancer so that a retry goes to another instance; each instance
+//! has its own breaker, so one bad instance is cut off, not the service.
+//!
+//! ```
+//! # #[cfg(all(feature = "balance", feature = "retry", feature = "breaker"))]
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use kit_client::balance::{Balanced, P2c};
+//! use kit_client::breaker::Breaker;
+//! use kit_client::retry::Retry;
+//! use kit_core::{endpoint_fn, BoxEndpoint, Context, Endpoint, Error, FixedEndpointer, Middleware};
+//!
+//! // Three instances of a service; the second is down.
+//! let instance = |up: bool| {
+//!     let client = endpoint_fn(move |_cx, n: u32| async move {
+//!         if up { Ok(n * 2) } else { Err(Error::unavailable("connection refused")) }
+//!     });
+//!     BoxEndpoint::new(Breaker::new().wrap(client))
+//! };
+//! let instances = FixedEndpointer::new(vec![instance(true), instance(false), instance(true)]);
+//!
+//! let double = Retry::new().max_attempts(3).wrap(Balanced::new(P2c::new(instances)));
+//! for n in 0..100 {
+//!     assert_eq!(double.call(Context::new(), n).await.unwrap(), n * 2);
+//! }
+//! # }
+//! # #[cfg(not(all(feature = "balance", feature = "retry", feature = "breaker")))]
+//! # fn main() {}
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "balance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "balance")))]
+pub mod balance;
+#[cfg(feature = "breaker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "breaker")))]
+pub mod breaker;
+#[cfg(feature = "limit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
+pub mod limit;
+#[cfg(feature = "retry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
+pub mod retry;
+#[cfg(any(feature = "breaker", feature = "retry"))]
+mod window;
+
+// The README's example is compiled and run with the doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(all(doctest, feature = "full"))]
+pub struct ReadmeDoctests;

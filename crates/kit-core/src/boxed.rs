@@ -52,6 +52,24 @@ where
     }
 }
 
+impl<Req, Resp> BoxEndpoint<Req, Resp> {
+    /// Whether `self` and `other` are the same endpoint: clones of one boxing. A balancer uses
+    /// it to keep what it knows of an endpoint (its load, whether a retry tried it) across
+    /// published sets, which reuse the endpoints of instances that stay.
+    ///
+    /// ```
+    /// use kit_core::{endpoint_fn, BoxEndpoint, Error};
+    ///
+    /// let one = BoxEndpoint::new(endpoint_fn(|_cx, n: u32| async move { Ok::<_, Error>(n) }));
+    /// let other = BoxEndpoint::new(endpoint_fn(|_cx, n: u32| async move { Ok::<_, Error>(n) }));
+    /// assert!(one.ptr_eq(&one.clone()));
+    /// assert!(!one.ptr_eq(&other));
+    /// ```
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.inner), Arc::as_ptr(&other.inner))
+    }
+}
+
 impl<Req, Resp> Clone for BoxEndpoint<Req, Resp> {
     fn clone(&self) -> Self {
         BoxEndpoint {

@@ -1,0 +1,298 @@
+//! The power of two choices on a peak-EWMA load estimate.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use kit_core::{BoxEndpoint, Endpointer, Endpoints, Error, Outcome};
+use tokio::time::Instant;
+
+use super::{Balancer, Pick, no_endpoints, untried};
+
+/// Power of two choices (P2C) over a peak-EWMA load estimate.
+///
+/// Each pick draws two endpoints at random and calls the one whose cost is lower, where cost
+/// = latency estimate × (calls in flight + 1). The latency estimate is a *peak* EWMA: a sample
+/// above the estimate replaces it at once, samples below pull it down gradually, and with no
+/// samples it decays toward zero over [`decay`](P2c::decay), so that an endpoint that was slow
+/// is tried again later. A call that fails (kit-core's [`Outcome::Failure`]) counts as taking
+/// at least [`failure_penalty`](P2c::failure_penalty): an instance that fails fast must not
+/// look fast. An endpoint that joins the set starts at the mean estimate of the others, so it
+/// gets its share at once. Business errors are answers and count as what they took.
+///
+/// Two random choices rather than the least loaded of all: picks stay O(1), callers that do
+/// not coordinate do not all pile onto the same idle endpoint, and the load still evens out
+/// (Mitzenmacher's "power of two choices"). This is Finagle's and linkerd's balancer.
+///
+/// ```
+/// use kit_client::balance::{Balanced, P2c};
+/// use kit_core::{endpoint_fn, BoxEndpoint, Context, Endpoint, Error, FixedEndpointer};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let echo = |id: u8| BoxEndpoint::new(endpoint_fn(move |_cx, ()| async move { Ok::<_, Error>(id) }));
+/// let instances = FixedEndpointer::new(vec![echo(1), echo(2), echo(3)]);
+/// let any = Balanced::new(P2c::new(instances));
+/// assert!((1..=3).contains(&any.call(Context::new(), ()).await.unwrap()));
+/// # }
+/// ```
+pub struct P2c<D, Req, Resp> {
+    endpointer: D,
+    cache: RwLock<Cache<Req, Resp>>,
+    clock: Clock,
+}
+
+/// The loads of the last set seen, index for index.
+struct Cache<Req, Resp> {
+    endpoints: Option<Endpoints<Req, Resp>>,
+    loads: Vec<Arc<Load>>,
+}
+
+/// Time as nanoseconds since the balancer was made, and the estimate's settings.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    base: Instant,
+    decay_ns: f64,
+    default_rtt_ns: f64,
+    failure_penalty_ns: f64,
+}
+
+impl Clock {
+    fn now_ns(&self) -> u64 {
+        Instant::now()
+            .saturating_duration_since(self.base)
+            .as_nanos()
+            .try_into()
+            .unwrap_or(u64::MAX)
+    }
+}
+
+/// One endpoint's load: calls in flight and the latency estimate. Atomics rather than a lock:
+/// a pick reads two of these and must stay cheap; two completions racing may lose one sample,
+/// which an estimate can afford.
+#[derive(Debug)]
+pub(crate) struct Load {
+    in_flight: AtomicU32,
+    /// The estimate in nanoseconds, as f64 bits, as of `at_ns`.
+    rtt_ns: AtomicU64,
+    at_ns: AtomicU64,
+}
+
+impl Load {
+    fn new(rtt_ns: f64, now_ns: u64) -> Self {
+        Load {
+            in_flight: AtomicU32::new(0),
+            rtt_ns: AtomicU64::new(rtt_ns.to_bits()),
+            at_ns: AtomicU64::new(now_ns),
+        }
+    }
+
+    /// How much the estimate kept from `at` to `now`: e^(-elapsed/decay).
+    fn weight(&self, clock: &Clock, now_ns: u64) -> f64 {
+        let elapsed = now_ns.saturating_sub(self.at_ns.load(Ordering::Relaxed)) as f64;
+        (-elapsed / clock.decay_ns).exp()
+    }
+
+    /// The estimate at `now`, decayed toward zero since its last sample.
+    fn rtt_at(&self, clock: &Clock, now_ns: u64) -> f64 {
+        f64::from_bits(self.rtt_ns.load(Ordering::Relaxed)) * self.weight(clock, now_ns)
+    }
+
+    fn cost(&self, clock: &Clock, now_ns: u64) -> f64 {
+        let pending = f64::from(self.in_flight.load(Ordering::Relaxed)) + 1.0;
+        self.rtt_at(clock, now_ns) * pending
+    }
+
+    fn observe(&self, clock: &Clock, now_ns: u64, sample_ns: f64) {
+        let w = self.weight(clock, now_ns);
+        let current = f64::from_bits(self.rtt_ns.load(Ordering::Relaxed)) * w;
+        let next = if sample_ns > current {
+            sample_ns
+        } else {
+            current * w + sample_ns * (1.0 - w)
+        };
+        self.rtt_ns.store(next.to_bits(), Ordering::Relaxed);
+        self.at_ns.store(now_ns, Ordering::Relaxed);
+    }
+}
+
+/// A call in flight on one endpoint: counted until dropped; [`InFlight::finish`] also records
+/// its latency.
+pub(super) struct InFlight {
+    load: Arc<Load>,
+    clock: Clock,
+    start_ns: u64,
+}
+
+impl InFlight {
+    pub(super) fn finish(self, outcome: Outcome) {
+        let now = self.clock.now_ns();
+        let mut took = now.saturating_sub(self.start_ns) as f64;
+        if outcome == Outcome::Failure {
+            took = took.max(self.clock.failure_penalty_ns);
+        }
+        self.load.observe(&self.clock, now, took);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<D, Req, Resp> P2c<D, Req, Resp> {
+    /// Balances over the sets `endpointer` publishes, with a decay of 10 s, a first estimate
+    /// of 30 ms (when no other endpoint has one) and a failure penalty of 1 s.
+    pub fn new(endpointer: D) -> Self {
+        P2c {
+            endpointer,
+            cache: RwLock::new(Cache {
+                endpoints: None,
+                loads: Vec::new(),
+            }),
+            clock: Clock {
+                base: Instant::now(),
+                decay_ns: nanos(Duration::from_secs(10)),
+                default_rtt_ns: nanos(Duration::from_millis(30)),
+                failure_penalty_ns: nanos(Duration::from_secs(1)),
+            },
+        }
+    }
+
+    /// How fast an estimate forgets: after `decay` without samples it keeps 1/e of itself.
+    /// Longer is steadier, shorter reacts faster. At least a millisecond.
+    pub fn decay(mut self, decay: Duration) -> Self {
+        self.clock.decay_ns = nanos(decay.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// The estimate of an endpoint when no endpoint has one yet.
+    pub fn default_rtt(mut self, rtt: Duration) -> Self {
+        self.clock.default_rtt_ns = nanos(rtt);
+        self
+    }
+
+    /// The least latency a failed call counts as.
+    pub fn failure_penalty(mut self, penalty: Duration) -> Self {
+        self.clock.failure_penalty_ns = nanos(penalty);
+        self
+    }
+}
+
+fn nanos(d: Duration) -> f64 {
+    d.as_nanos() as f64
+}
+
+impl<D, Req, Resp> fmt::Debug for P2c<D, Req, Resp> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("P2c")
+            .field("decay", &Duration::from_nanos(self.clock.decay_ns as u64))
+            .field(
+                "failure_penalty",
+                &Duration::from_nanos(self.clock.failure_penalty_ns as u64),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D, Req, Resp> Balancer<Req, Resp> for P2c<D, Req, Resp>
+where
+    D: Endpointer<Req, Resp>,
+    Req: 'static,
+    Resp: 'static,
+{
+    fn pick(&self, tried: &[BoxEndpoint<Req, Resp>]) -> Result<Pick<Req, Resp>, Error> {
+        let endpoints = self.endpointer.endpoints()?;
+        if endpoints.is_empty() {
+            return Err(no_endpoints());
+        }
+        let now = self.clock.now_ns();
+        {
+            let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(seen) = &cache.endpoints
+                && Arc::ptr_eq(seen, &endpoints)
+            {
+                return Ok(self.choose(&endpoints, &cache.loads, tried, now));
+            }
+        }
+        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        let loads = self.loads_for(&cache, &endpoints, now);
+        let pick = self.choose(&endpoints, &loads, tried, now);
+        *cache = Cache {
+            endpoints: Some(endpoints),
+            loads,
+        };
+        Ok(pick)
+    }
+}
+
+impl<D, Req, Resp> P2c<D, Req, Resp> {
+    /// The loads for a new set: an endpoint that stays keeps its load; one that joins starts
+    /// at the mean estimate of the set seen last (or the default).
+    fn loads_for(
+        &self,
+        cache: &Cache<Req, Resp>,
+        endpoints: &Endpoints<Req, Resp>,
+        now: u64,
+    ) -> Vec<Arc<Load>> {
+        let old = cache.endpoints.as_deref().unwrap_or(&[]);
+        let start = match cache.loads.len() {
+            0 => self.clock.default_rtt_ns,
+            n => {
+                cache
+                    .loads
+                    .iter()
+                    .map(|l| l.rtt_at(&self.clock, now))
+                    .sum::<f64>()
+                    / n as f64
+            }
+        };
+        endpoints
+            .iter()
+            .map(
+                |endpoint| match old.iter().position(|o| o.ptr_eq(endpoint)) {
+                    Some(i) => Arc::clone(&cache.loads[i]),
+                    None => Arc::new(Load::new(start, now)),
+                },
+            )
+            .collect()
+    }
+
+    fn choose(
+        &self,
+        endpoints: &Endpoints<Req, Resp>,
+        loads: &[Arc<Load>],
+        tried: &[BoxEndpoint<Req, Resp>],
+        now: u64,
+    ) -> Pick<Req, Resp> {
+        let left = untried(endpoints, tried);
+        let at = |k: usize| left.as_ref().map_or(k, |left| left[k]);
+        let m = left.as_ref().map_or(endpoints.len(), Vec::len);
+        let i = if m == 1 {
+            at(0)
+        } else {
+            let a = fastrand::usize(..m);
+            let mut b = fastrand::usize(..m - 1);
+            if b >= a {
+                b += 1;
+            }
+            let (a, b) = (at(a), at(b));
+            if loads[b].cost(&self.clock, now) < loads[a].cost(&self.clock, now) {
+                b
+            } else {
+                a
+            }
+        };
+        let load = Arc::clone(&loads[i]);
+        load.in_flight.fetch_add(1, Ordering::Relaxed);
+        Pick {
+            endpoint: endpoints[i].clone(),
+            load: Some(InFlight {
+                load,
+                clock: self.clock,
+                start_ns: now,
+            }),
+        }
+    }
+}

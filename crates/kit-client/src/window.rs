@@ -1,0 +1,87 @@
+//! A sliding window of two counters over time, in buckets: what a breaker's failure ratio and
+//! a retry budget both count over "the last N seconds".
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Two counters summed over the last `buckets × width` of time. Old buckets are cleared as
+/// time moves on, so memory is fixed whatever the call rate.
+#[derive(Debug)]
+pub(crate) struct Window {
+    buckets: Vec<[u64; 2]>,
+    width: Duration,
+    base: Instant,
+    /// The bucket epoch (time since `base` / `width`) last written.
+    head: u64,
+}
+
+impl Window {
+    /// A window of `span`, in `buckets` buckets (at least one, each at least a millisecond).
+    pub(crate) fn new(span: Duration, buckets: usize, now: Instant) -> Self {
+        let buckets = buckets.max(1);
+        let width = (span / buckets as u32).max(Duration::from_millis(1));
+        Window {
+            buckets: vec![[0; 2]; buckets],
+            width,
+            base: now,
+            head: 0,
+        }
+    }
+
+    fn advance(&mut self, now: Instant) -> usize {
+        let epoch = (now.saturating_duration_since(self.base).as_nanos() / self.width.as_nanos())
+            .try_into()
+            .unwrap_or(u64::MAX);
+        let len = self.buckets.len() as u64;
+        if epoch > self.head {
+            // Clear every bucket time has passed over since the last write, at most all.
+            let stale = (epoch - self.head).min(len);
+            for step in 1..=stale {
+                self.buckets[((self.head + step) % len) as usize] = [0; 2];
+            }
+            self.head = epoch;
+        }
+        (self.head % len) as usize
+    }
+
+    /// Adds `n` to counter `which` (0 or 1) at `now`.
+    pub(crate) fn add(&mut self, now: Instant, which: usize, n: u64) {
+        let i = self.advance(now);
+        self.buckets[i][which] += n;
+    }
+
+    /// Both counters summed over the window ending at `now`.
+    pub(crate) fn sums(&mut self, now: Instant) -> [u64; 2] {
+        self.advance(now);
+        self.buckets
+            .iter()
+            .fold([0, 0], |[a, b], [x, y]| [a + x, b + y])
+    }
+
+    /// Forgets everything.
+    #[cfg(feature = "breaker")]
+    pub(crate) fn clear(&mut self) {
+        self.buckets.iter_mut().for_each(|b| *b = [0; 2]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_leave_the_window_as_time_passes() {
+        let t0 = Instant::now();
+        let mut w = Window::new(Duration::from_secs(10), 10, t0);
+        w.add(t0, 0, 3);
+        w.add(t0 + Duration::from_millis(4_500), 1, 2);
+        assert_eq!(w.sums(t0 + Duration::from_secs(9)), [3, 2]);
+        // The first bucket (0..1 s) leaves at 10 s; the second write (4..5 s) at 14 s.
+        assert_eq!(w.sums(t0 + Duration::from_secs(10)), [0, 2]);
+        assert_eq!(w.sums(t0 + Duration::from_secs(14)), [0, 0]);
+        // A long silence clears everything and the window works on.
+        w.add(t0 + Duration::from_secs(1000), 0, 1);
+        assert_eq!(w.sums(t0 + Duration::from_secs(1000)), [1, 0]);
+    }
+}
