@@ -72,6 +72,33 @@ pub mod retry;
 #[cfg(any(feature = "breaker", feature = "retry"))]
 mod window;
 
+/// The source of an error with which a kit-client middleware refused a call before sending it
+/// (an open breaker, a rate limit, an adaptive limit's shed): the callee saw nothing.
+///
+/// [`Retry`](crate::retry::Retry) retries such a call without charging its budget, which
+/// exists to spare callees extra load; the retry still counts as an attempt, and goes to
+/// another endpoint where the balancer has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotSent {
+    /// Which middleware refused: `breaker`, `rate_limit` or `adaptive_limit`.
+    pub by: &'static str,
+}
+
+impl std::fmt::Display for NotSent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused by the {} before sending", self.by)
+    }
+}
+
+impl std::error::Error for NotSent {}
+
+impl NotSent {
+    /// Whether `err` was refused before sending (its source is a `NotSent`).
+    pub fn is_source_of(err: &kit_core::Error) -> bool {
+        std::error::Error::source(err).is_some_and(|source| source.is::<NotSent>())
+    }
+}
+
 // The README's example is compiled and run with the doc tests.
 #[doc = include_str!("../README.md")]
 #[cfg(all(doctest, feature = "full"))]

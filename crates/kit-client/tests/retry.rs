@@ -303,3 +303,31 @@ async fn the_budget_refills_as_old_calls_leave_its_window() {
     }
     assert_eq!((0..10).filter(|_| budget.withdraw()).count(), 2);
 }
+
+#[cfg(all(feature = "breaker", feature = "balance"))]
+#[tokio::test(start_paused = true)]
+async fn a_call_refused_before_sending_is_retried_without_charging_the_budget() {
+    use kit_client::NotSent;
+    use kit_client::balance::{Balanced, RoundRobin};
+    use kit_client::breaker::Breaker;
+    use kit_core::{BoxEndpoint, FixedEndpointer};
+
+    // One instance's breaker is open; the budget allows no retry at all.
+    let (down, _) = scripted(vec![Err(ErrorKind::Unavailable)], Duration::ZERO);
+    let open = Breaker::new().consecutive_failures(1).wrap(down);
+    open.call(Context::new(), 1).await.unwrap_err();
+    let refused = open.call(Context::new(), 1).await.unwrap_err();
+    assert!(NotSent::is_source_of(&refused));
+    let (up, _) = scripted(vec![Ok(5)], Duration::ZERO);
+    let ep = Retry::new()
+        .budget(Budget::none())
+        .wrap(Balanced::new(RoundRobin::new(FixedEndpointer::new(vec![
+            BoxEndpoint::new(open),
+            BoxEndpoint::new(up),
+        ]))));
+    // Round robin sends every other call to the open breaker first: each is retried on the
+    // live instance although the budget is empty.
+    for _ in 0..10 {
+        assert_eq!(ep.call(Context::new(), 1).await.unwrap(), 5);
+    }
+}

@@ -234,7 +234,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Client<Req, Resp> {
             .inner
             .request(request.map(Full::new))
             .await
-            .map_err(|err| Error::from(Box::new(err) as crate::BoxError))?;
+            .map_err(exchange_error)?;
         let (head, body) = response.into_parts();
         for after in &self.after {
             after(cx, &head);
@@ -290,4 +290,23 @@ impl<Req: Send + 'static, Resp: Send + 'static> Endpoint<Req> for Client<Req, Re
         }
         result.map(|(response, _)| response)
     }
+}
+
+/// Classifies a failed exchange. A connection that could not be made, or that the server
+/// closed or reset before its answer was complete (an instance killed mid-call, a keep-alive
+/// connection it dropped), is unavailable: the call may succeed on another instance, and a
+/// retry above a balancer takes it there. Other errors are classified by type (kit-core's
+/// `From<BoxError>`).
+fn exchange_error(err: hyper_util::client::legacy::Error) -> Error {
+    if err.is_connect() {
+        return Error::unavailable("could not connect to the server").with_source(err);
+    }
+    let lost = std::error::Error::source(&err)
+        .and_then(|source| source.downcast_ref::<hyper::Error>())
+        .is_some_and(|h| h.is_incomplete_message() || h.is_closed() || h.is_canceled());
+    if lost {
+        return Error::unavailable("the connection was lost before the answer was complete")
+            .with_source(err);
+    }
+    Error::from(Box::new(err) as crate::BoxError)
 }

@@ -136,6 +136,32 @@ async fn a_server_that_is_not_there_is_unavailable() {
     );
     let err = client.call(Context::new(), 1).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert_eq!(err.message(), "could not connect to the server");
+}
+
+#[tokio::test]
+async fn a_server_that_dies_mid_answer_is_unavailable_so_a_retry_may_go_elsewhere() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server that reads the request, starts an answer, and goes away (as a killed process).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).await;
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Le").await;
+            drop(conn);
+        }
+    });
+    let client = Client::new(
+        Method::POST,
+        format!("http://{addr}/x").parse().unwrap(),
+        json::encode_request,
+        json::decode_response::<u64>,
+    );
+    let err = client.call(Context::new(), 1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_retryable());
 }
 
 #[tokio::test]

@@ -2,7 +2,13 @@
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
-use kit_core::{BoxEndpoint, Context, Endpoint, Error, ErrorKind};
+use std::num::NonZeroU32;
+
+use kit_client::balance::{Balanced, P2c};
+use kit_client::breaker::Breaker;
+use kit_client::limit::RateLimit;
+use kit_client::retry::Retry;
+use kit_core::{BoxEndpoint, Context, Endpoint, Error, ErrorKind, FixedEndpointer, Middleware};
 use kit_trace::Propagation;
 use kit_trace::grpc::GrpcServerTracing;
 use kit_trace::http::HttpServerTracing;
@@ -271,30 +277,65 @@ impl pb::add_server::Add for AddService {
 
 // ---- Clients, for addcli ----
 
-/// A client of any addsvc (this one or go-kit's), over one transport.
-pub enum AddClient {
-    /// HTTP/JSON.
-    Http {
-        /// `POST /sum`.
-        sum: kit_transport_http::Client<SumRequest, i64>,
-        /// `POST /concat`.
-        concat: kit_transport_http::Client<ConcatRequest, String>,
-    },
-    /// gRPC.
-    Grpc {
-        /// `/pb.Add/Sum`.
-        sum: kit_transport_grpc::Client<pb::SumRequest, pb::SumReply, SumRequest, i64>,
-        /// `/pb.Add/Concat`.
-        concat:
-            kit_transport_grpc::Client<pb::ConcatRequest, pb::ConcatReply, ConcatRequest, String>,
-    },
-    /// JSON-RPC 2.0.
-    JsonRpc {
-        /// Method `sum`.
-        sum: JsonRpcClient<SumRequest, i64>,
-        /// Method `concat`.
-        concat: JsonRpcClient<ConcatRequest, String>,
-    },
+/// How a client calls a set of addsvc instances (go-kit addsvc's client middleware, with
+/// balancing): retries that go to another instance, a circuit breaker per instance, and an
+/// optional rate limit.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Attempts per call in all, the first included (kit-client's `Retry`, with its budget).
+    pub attempts: u32,
+    /// At most this many calls per second, refused beyond (none: no limit).
+    pub rate_limit: Option<NonZeroU32>,
+    /// A circuit breaker on each instance.
+    pub breaker: bool,
+}
+
+impl Default for ClientOptions {
+    /// Three attempts, a breaker per instance, no rate limit.
+    fn default() -> Self {
+        ClientOptions {
+            attempts: 3,
+            rate_limit: None,
+            breaker: true,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// One instance's endpoint, behind its own breaker.
+    fn instance<Req, Resp, E>(&self, endpoint: E) -> BoxEndpoint<Req, Resp>
+    where
+        E: Endpoint<Req, Response = Resp>,
+        Req: Send + 'static,
+        Resp: Send + 'static,
+    {
+        match self.breaker {
+            true => BoxEndpoint::new(Breaker::new().wrap(endpoint)),
+            false => BoxEndpoint::new(endpoint),
+        }
+    }
+
+    /// The instances behind p2c, the rate limit and retries: one endpoint for the caller.
+    fn balanced<Req, Resp>(&self, instances: Vec<BoxEndpoint<Req, Resp>>) -> BoxEndpoint<Req, Resp>
+    where
+        Req: Clone + Send + 'static,
+        Resp: Send + 'static,
+    {
+        let balanced = Balanced::new(P2c::new(FixedEndpointer::new(instances)));
+        let limited = match self.rate_limit {
+            Some(per_second) => BoxEndpoint::new(RateLimit::erroring(per_second).wrap(balanced)),
+            None => BoxEndpoint::new(balanced),
+        };
+        BoxEndpoint::new(Retry::new().max_attempts(self.attempts).wrap(limited))
+    }
+}
+
+/// A client of a set of addsvc instances (this one or go-kit's), over one transport, balanced
+/// over them as [`ClientOptions`] say.
+#[derive(Clone, Debug)]
+pub struct AddClient {
+    sum: BoxEndpoint<SumRequest, i64>,
+    concat: BoxEndpoint<ConcatRequest, String>,
 }
 
 fn uri(addr: &str, path: &str) -> Result<Uri, Error> {
@@ -320,8 +361,32 @@ fn reply_json(response: &Response<Bytes>) -> Result<Value, Error> {
 }
 
 impl AddClient {
-    /// An HTTP client of the addsvc at `addr` (`host:port`).
-    pub fn http(addr: &str) -> Result<AddClient, Error> {
+    fn new<S, C>(
+        addrs: &[&str],
+        options: &ClientOptions,
+        make: impl Fn(&str) -> Result<(S, C), Error>,
+    ) -> Result<AddClient, Error>
+    where
+        S: Endpoint<SumRequest, Response = i64>,
+        C: Endpoint<ConcatRequest, Response = String>,
+    {
+        if addrs.is_empty() {
+            return Err(Error::invalid_argument("no address to call"));
+        }
+        let (mut sums, mut concats) = (Vec::new(), Vec::new());
+        for addr in addrs {
+            let (sum, concat) = make(addr)?;
+            sums.push(options.instance(sum));
+            concats.push(options.instance(concat));
+        }
+        Ok(AddClient {
+            sum: options.balanced(sums),
+            concat: options.balanced(concats),
+        })
+    }
+
+    /// An HTTP client of the addsvc instances at `addrs` (`host:port` each).
+    pub fn http(addrs: &[&str], options: &ClientOptions) -> Result<AddClient, Error> {
         let encode = |v: Value, out: &mut Request<Bytes>| {
             *out.body_mut() = Bytes::from(v.to_string());
             out.headers_mut().insert(
@@ -330,85 +395,83 @@ impl AddClient {
             );
             Ok(())
         };
-        Ok(AddClient::Http {
-            sum: kit_transport_http::Client::new(
-                Method::POST,
-                uri(addr, "/sum")?,
-                move |_cx, r: SumRequest, out| encode(json!({"a": r.a, "b": r.b}), out),
-                |_cx, response| v_of(reply_json(&response)?),
-            ),
-            concat: kit_transport_http::Client::new(
-                Method::POST,
-                uri(addr, "/concat")?,
-                move |_cx, r: ConcatRequest, out| encode(json!({"a": r.a, "b": r.b}), out),
-                |_cx, response| v_of(reply_json(&response)?),
-            ),
+        AddClient::new(addrs, options, |addr| {
+            Ok((
+                kit_transport_http::Client::new(
+                    Method::POST,
+                    uri(addr, "/sum")?,
+                    move |_cx, r: SumRequest, out| encode(json!({"a": r.a, "b": r.b}), out),
+                    |_cx, response| v_of(reply_json(&response)?),
+                ),
+                kit_transport_http::Client::new(
+                    Method::POST,
+                    uri(addr, "/concat")?,
+                    move |_cx, r: ConcatRequest, out| encode(json!({"a": r.a, "b": r.b}), out),
+                    |_cx, response| v_of(reply_json(&response)?),
+                ),
+            ))
         })
     }
 
-    /// A JSON-RPC client of the addsvc at `addr` (`host:port`; requests go to `/`).
-    pub fn jsonrpc(addr: &str) -> Result<AddClient, Error> {
-        Ok(AddClient::JsonRpc {
-            sum: JsonRpcClient::new(
-                uri(addr, "/")?,
-                "sum",
-                |_cx, r: SumRequest| Ok(json!({"a": r.a, "b": r.b})),
-                |_cx, v| v_of(v),
-            ),
-            concat: JsonRpcClient::new(
-                uri(addr, "/")?,
-                "concat",
-                |_cx, r: ConcatRequest| Ok(json!({"a": r.a, "b": r.b})),
-                |_cx, v| v_of(v),
-            ),
+    /// A JSON-RPC client of the addsvc instances at `addrs` (`host:port` each; requests go to
+    /// `/`).
+    pub fn jsonrpc(addrs: &[&str], options: &ClientOptions) -> Result<AddClient, Error> {
+        AddClient::new(addrs, options, |addr| {
+            Ok((
+                JsonRpcClient::new(
+                    uri(addr, "/")?,
+                    "sum",
+                    |_cx, r: SumRequest| Ok(json!({"a": r.a, "b": r.b})),
+                    |_cx, v| v_of(v),
+                ),
+                JsonRpcClient::new(
+                    uri(addr, "/")?,
+                    "concat",
+                    |_cx, r: ConcatRequest| Ok(json!({"a": r.a, "b": r.b})),
+                    |_cx, v| v_of(v),
+                ),
+            ))
         })
     }
 
-    /// A gRPC client of the addsvc at `addr` (`host:port`); the connection is made lazily.
-    pub fn grpc(addr: &str) -> Result<AddClient, Error> {
-        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-            .map_err(|err| Error::invalid_argument(format!("bad address {addr:?}: {err}")))?
-            .connect_lazy();
+    /// A gRPC client of the addsvc instances at `addrs` (`host:port` each); connections are
+    /// made lazily.
+    pub fn grpc(addrs: &[&str], options: &ClientOptions) -> Result<AddClient, Error> {
         let failed = |err: String| Error::business(err);
-        Ok(AddClient::Grpc {
-            sum: kit_transport_grpc::Client::new(
-                channel.clone(),
-                "/pb.Add/Sum",
-                |_cx, r: SumRequest| Ok(pb::SumRequest { a: r.a, b: r.b }),
-                move |_cx, reply: pb::SumReply| match reply.err.is_empty() {
-                    true => Ok(reply.v),
-                    false => Err(failed(reply.err)),
-                },
-            )?,
-            concat: kit_transport_grpc::Client::new(
-                channel,
-                "/pb.Add/Concat",
-                |_cx, r: ConcatRequest| Ok(pb::ConcatRequest { a: r.a, b: r.b }),
-                move |_cx, reply: pb::ConcatReply| match reply.err.is_empty() {
-                    true => Ok(reply.v),
-                    false => Err(failed(reply.err)),
-                },
-            )?,
+        AddClient::new(addrs, options, |addr| {
+            let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+                .map_err(|err| Error::invalid_argument(format!("bad address {addr:?}: {err}")))?
+                .connect_lazy();
+            Ok((
+                kit_transport_grpc::Client::new(
+                    channel.clone(),
+                    "/pb.Add/Sum",
+                    |_cx, r: SumRequest| Ok(pb::SumRequest { a: r.a, b: r.b }),
+                    move |_cx, reply: pb::SumReply| match reply.err.is_empty() {
+                        true => Ok(reply.v),
+                        false => Err(failed(reply.err)),
+                    },
+                )?,
+                kit_transport_grpc::Client::new(
+                    channel,
+                    "/pb.Add/Concat",
+                    |_cx, r: ConcatRequest| Ok(pb::ConcatRequest { a: r.a, b: r.b }),
+                    move |_cx, reply: pb::ConcatReply| match reply.err.is_empty() {
+                        true => Ok(reply.v),
+                        false => Err(failed(reply.err)),
+                    },
+                )?,
+            ))
         })
     }
 
     /// Sums `a` and `b` on the server.
     pub async fn sum(&self, cx: Context, a: i64, b: i64) -> Result<i64, Error> {
-        let r = SumRequest { a, b };
-        match self {
-            AddClient::Http { sum, .. } => sum.call(cx, r).await,
-            AddClient::Grpc { sum, .. } => sum.call(cx, r).await,
-            AddClient::JsonRpc { sum, .. } => sum.call(cx, r).await,
-        }
+        self.sum.call(cx, SumRequest { a, b }).await
     }
 
     /// Concatenates `a` and `b` on the server.
     pub async fn concat(&self, cx: Context, a: String, b: String) -> Result<String, Error> {
-        let r = ConcatRequest { a, b };
-        match self {
-            AddClient::Http { concat, .. } => concat.call(cx, r).await,
-            AddClient::Grpc { concat, .. } => concat.call(cx, r).await,
-            AddClient::JsonRpc { concat, .. } => concat.call(cx, r).await,
-        }
+        self.concat.call(cx, ConcatRequest { a, b }).await
     }
 }

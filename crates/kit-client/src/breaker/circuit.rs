@@ -68,7 +68,6 @@ impl Circuit {
     }
 
     /// The current phase, as admissions carry it.
-    #[cfg(test)]
     pub(crate) fn phase(&self) -> u64 {
         self.changes
     }

@@ -23,6 +23,7 @@
 mod circuit;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -173,9 +174,13 @@ impl<E> Middleware<E> for Breaker {
     type Endpoint = BreakerEndpoint<E>;
 
     fn wrap(&self, inner: E) -> BreakerEndpoint<E> {
+        let circuit = Circuit::new(self.config, Instant::now());
         BreakerEndpoint {
             inner,
-            circuit: Arc::new(Mutex::new(Circuit::new(self.config, Instant::now()))),
+            shared: Arc::new(Shared {
+                closed: AtomicU64::new(circuit.phase()),
+                circuit: Mutex::new(circuit),
+            }),
             on_change: self.on_change.clone(),
         }
     }
@@ -185,19 +190,67 @@ impl<E> Middleware<E> for Breaker {
 #[derive(Clone)]
 pub struct BreakerEndpoint<E> {
     inner: E,
-    circuit: Arc<Mutex<Circuit>>,
+    shared: Arc<Shared>,
     on_change: Option<OnChange>,
+}
+
+/// The circuit, and its phase while closed (`NOT_CLOSED` otherwise): a closed breaker, the
+/// common case, admits a call without taking the lock.
+struct Shared {
+    circuit: Mutex<Circuit>,
+    closed: AtomicU64,
+}
+
+const NOT_CLOSED: u64 = u64::MAX;
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Circuit> {
+        self.circuit.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes the circuit's phase for the lock-free admission, after a change.
+    fn publish(&self, circuit: &Circuit) {
+        let closed = match circuit.state() {
+            State::Closed => circuit.phase(),
+            _ => NOT_CLOSED,
+        };
+        self.closed.store(closed, Ordering::Release);
+    }
+
+    fn admit(&self) -> (Option<Admission>, Option<(State, State)>) {
+        let phase = self.closed.load(Ordering::Acquire);
+        if phase != NOT_CLOSED {
+            return (
+                Some(Admission {
+                    probe: false,
+                    phase,
+                }),
+                None,
+            );
+        }
+        let mut circuit = self.lock();
+        let admitted = circuit.admit(Instant::now());
+        if admitted.1.is_some() {
+            self.publish(&circuit);
+        }
+        admitted
+    }
+
+    fn record(&self, admission: Admission, failure: bool) -> Option<(State, State)> {
+        let mut circuit = self.lock();
+        let change = circuit.record(Instant::now(), admission, failure);
+        if change.is_some() {
+            self.publish(&circuit);
+        }
+        change
+    }
 }
 
 impl<E> BreakerEndpoint<E> {
     /// The breaker's state now (an open breaker whose time is up reads open until a call
     /// comes).
     pub fn state(&self) -> State {
-        self.lock().state()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Circuit> {
-        self.circuit.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.lock().state()
     }
 
     fn changed(&self, change: Option<(State, State)>) {
@@ -218,17 +271,14 @@ impl<E: fmt::Debug> fmt::Debug for BreakerEndpoint<E> {
 
 /// An admitted call; a probe dropped before its result gives its place back.
 struct Admitted<'a> {
-    circuit: &'a Mutex<Circuit>,
+    shared: &'a Shared,
     admission: Option<Admission>,
 }
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
-        if let Some(admission) = self.admission {
-            self.circuit
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .release(admission);
+        if let Some(admission) = self.admission.filter(|a| a.probe) {
+            self.shared.lock().release(admission);
         }
     }
 }
@@ -241,19 +291,20 @@ where
     type Response = E::Response;
 
     async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
-        let (admission, change) = self.lock().admit(Instant::now());
+        let (admission, change) = self.shared.admit();
         self.changed(change);
         let Some(admission) = admission else {
-            return Err(Error::unavailable("circuit breaker is open"));
+            return Err(Error::unavailable("circuit breaker is open")
+                .with_source(crate::NotSent { by: "breaker" }));
         };
         let mut admitted = Admitted {
-            circuit: &self.circuit,
+            shared: &self.shared,
             admission: Some(admission),
         };
         let result = self.inner.call(cx, req).await;
         admitted.admission = None;
         let failure = Outcome::of_call(&self.inner, &result) == Outcome::Failure;
-        let change = self.lock().record(Instant::now(), admission, failure);
+        let change = self.shared.record(admission, failure);
         self.changed(change);
         result
     }

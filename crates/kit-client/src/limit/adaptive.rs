@@ -175,9 +175,13 @@ where
         let in_flight = shared.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         let _place = Place(&shared.in_flight);
         if in_flight > limit {
-            return Err(Error::overloaded(format!(
-                "adaptive limit: {limit} calls in flight"
-            )));
+            return Err(
+                Error::overloaded(format!("adaptive limit: {limit} calls in flight")).with_source(
+                    crate::NotSent {
+                        by: "adaptive_limit",
+                    },
+                ),
+            );
         }
         let result = self.inner.call(cx, req).await;
         let dropped = Outcome::of_call(&self.inner, &result) == Outcome::Failure

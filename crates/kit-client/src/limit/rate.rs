@@ -54,6 +54,8 @@ impl Clock for TokioClock {
     }
 }
 
+const NOT_SENT: crate::NotSent = crate::NotSent { by: "rate_limit" };
+
 type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Tick>>;
 
 /// The rate-limit middleware: wraps an endpoint in a [`RateLimitEndpoint`].
@@ -165,12 +167,13 @@ where
                 Err(wait) => wait,
             };
             if !self.limit.delaying {
-                return Err(Error::overloaded("rate limit exceeded"));
+                return Err(Error::overloaded("rate limit exceeded").with_source(NOT_SENT));
             }
             if cx.remaining().is_some_and(|left| wait > left) {
                 return Err(Error::overloaded(format!(
                     "rate limit exceeded: the wait of {wait:?} would pass the deadline"
-                )));
+                ))
+                .with_source(NOT_SENT));
             }
             // Another caller may take the token first: wait, then try again.
             let mut sleep = pin!(tokio::time::sleep(wait));

@@ -48,6 +48,10 @@ type Callback = Arc<dyn Fn(u32, &Error) -> Decision + Send + Sync>;
 /// from the call's start; no attempt and no backoff runs past it, and a backoff that would end
 /// past it is not started.
 ///
+/// An attempt refused before it was sent (an open breaker, a rate limit: its error's source is
+/// [`NotSent`](crate::NotSent)) is retried without charging the budget, which exists to spare
+/// the callee; it still counts as an attempt.
+///
 /// When a call made more than one attempt and failed, its error has the last attempt's kind and
 /// message, and its [`source`](std::error::Error::source) is an [`Attempts`] holding every
 /// attempt's error and why the retries stopped.
@@ -252,6 +256,8 @@ where
                 Err(err) => err,
             };
             let retryable = err.is_retryable();
+            // Refused before sending: retrying costs the callee nothing, so no budget.
+            let not_sent = crate::NotSent::is_source_of(&err);
             errors.push(err);
             if !retryable {
                 break Stopped::NotRetryable;
@@ -273,7 +279,7 @@ where
             if cx.err().is_some() || cx.remaining().is_some_and(|left| delay >= left) {
                 break Stopped::Deadline;
             }
-            if !retry.budget.withdraw() {
+            if !not_sent && !retry.budget.withdraw() {
                 break Stopped::Budget;
             }
             if !wait(&cx, delay).await {

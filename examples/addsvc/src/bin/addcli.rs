@@ -1,28 +1,53 @@
 //! addcli: calls any addsvc (this one or go-kit's) over HTTP, gRPC or JSON-RPC.
 //!
-//! `addcli -http-addr HOST:PORT | -grpc-addr HOST:PORT | -jsonrpc-addr HOST:PORT
+//! `addcli -http-addr HOST:PORT[,HOST:PORT...] | -grpc-addr ... | -jsonrpc-addr ...
 //! [-method sum|concat] A B` prints `1 + 2 = 3` or `"a" + "b" = "ab"`, and exits non-zero with
-//! the error on failure.
+//! the error on failure. With several addresses of one transport it balances over them
+//! (kit-client's p2c); `-attempts`, `-breaker` and `-rate-limit` set the retries, the breaker
+//! on each instance and a calls-per-second limit.
 
+use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use addsvc::flags::{self, Flag};
-use addsvc::transport::AddClient;
+use addsvc::transport::{AddClient, ClientOptions};
 use kit_core::Context;
 
 const FLAGS: &[Flag] = &[
-    Flag::new("http-addr", "", "HTTP address of addsvc"),
-    Flag::new("grpc-addr", "", "gRPC address of addsvc"),
-    Flag::new("jsonrpc-addr", "", "JSON-RPC address of addsvc"),
+    Flag::new("http-addr", "", "HTTP addresses of addsvc, comma-separated"),
+    Flag::new("grpc-addr", "", "gRPC addresses of addsvc, comma-separated"),
+    Flag::new(
+        "jsonrpc-addr",
+        "",
+        "JSON-RPC addresses of addsvc, comma-separated",
+    ),
     Flag::new("method", "sum", "sum or concat"),
-    Flag::new("timeout", "10s", "the most time the call may take"),
+    Flag::new(
+        "timeout",
+        "10s",
+        "the most time the call may take, retries included",
+    ),
+    Flag::new(
+        "attempts",
+        "3",
+        "attempts per call, the first included; retries go to another instance",
+    ),
+    Flag::new(
+        "breaker",
+        "true",
+        "a circuit breaker on each instance: true or false",
+    ),
+    Flag::new("rate-limit", "0", "calls per second at most (0: no limit)"),
 ];
 
 async fn run() -> Result<String, String> {
     let parsed = flags::parse(FLAGS, std::env::args().skip(1))?;
     let addrs = [
-        ("http-addr", AddClient::http as fn(&str) -> _),
+        (
+            "http-addr",
+            AddClient::http as fn(&[&str], &ClientOptions) -> _,
+        ),
         ("grpc-addr", AddClient::grpc),
         ("jsonrpc-addr", AddClient::jsonrpc),
     ];
@@ -38,7 +63,30 @@ async fn run() -> Result<String, String> {
             ));
         }
     };
-    let client = make(parsed.get(flag)).map_err(|err| err.to_string())?;
+    let addrs: Vec<&str> = parsed
+        .get(flag)
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    let options = ClientOptions {
+        attempts: parsed
+            .get("attempts")
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or("-attempts: a positive integer")?,
+        breaker: match parsed.get("breaker") {
+            "true" => true,
+            "false" => false,
+            other => return Err(format!("-breaker: {other:?} is not true or false")),
+        },
+        rate_limit: match parsed.get("rate-limit").parse::<u32>() {
+            Ok(n) => NonZeroU32::new(n),
+            Err(_) => return Err("-rate-limit: a number of calls per second".into()),
+        },
+    };
+    let client = make(&addrs, &options).map_err(|err| err.to_string())?;
     let [a, b] = parsed.positional.as_slice() else {
         return Err(format!(
             "two arguments, A and B: got {}",
