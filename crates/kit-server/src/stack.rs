@@ -15,8 +15,8 @@ use kit_metrics::{Counter, EndpointMetrics, Histogram, MetricError};
 ///
 /// 1. logging, outermost: every call, with what the layers below made of it;
 /// 2. metrics: counts and times every call, including those the limits refuse;
-/// 3. what [`ServerStack::with`] adds: tracing (kit-trace's `EndpointTracing`, as addsvc
-///    does), and rate limiting and circuit breaking once kit-client has them;
+/// 3. what [`ServerStack::with`] adds: tracing (kit-trace's `EndpointTracing`), then
+///    kit-client's `RateLimit` and `Breaker`, as addsvc does with `-rate-limit` and `-breaker`;
 /// 4. timeout: the call's deadline tightened to at most this;
 /// 5. concurrency limit, innermost: calls over the limit are refused at once as overloaded
 ///    (HTTP 429, gRPC `RESOURCE_EXHAUSTED`) rather than queued, so that the timeout above does not

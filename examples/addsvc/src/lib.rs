@@ -14,6 +14,8 @@ pub mod transport;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use kit_client::breaker::Breaker;
+use kit_client::limit::RateLimit;
 use kit_core::BoxError;
 use kit_log::Logger;
 use kit_metrics::METHOD_OUTCOME_LABELS;
@@ -44,6 +46,10 @@ pub struct Config {
     /// `-max-in-flight`: calls served at once per method, beyond which they are refused.
     /// Default 1024.
     pub max_in_flight: usize,
+    /// `-rate-limit`: calls per second per method, refused beyond (HTTP 429); none by default.
+    pub rate_limit: Option<std::num::NonZeroU32>,
+    /// `-breaker`: a circuit breaker on each method (kit-client's defaults); off by default.
+    pub breaker: bool,
 }
 
 impl Config {
@@ -66,6 +72,16 @@ impl Config {
         ),
         flags::Flag::new("timeout", "10s", "the most time a call may take"),
         flags::Flag::new("max-in-flight", "1024", "calls served at once per method"),
+        flags::Flag::new(
+            "rate-limit",
+            "0",
+            "calls per second per method, refused beyond (0: no limit)",
+        ),
+        flags::Flag::new(
+            "breaker",
+            "false",
+            "a circuit breaker on each method: true or false",
+        ),
     ];
 
     /// Reads the command line (without the program name).
@@ -102,6 +118,15 @@ impl Config {
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or("-max-in-flight: a positive integer")?,
+            rate_limit: match parsed.get("rate-limit").parse::<u32>() {
+                Ok(n) => std::num::NonZeroU32::new(n),
+                Err(_) => return Err("-rate-limit: a number of calls per second".into()),
+            },
+            breaker: match parsed.get("breaker") {
+                "true" => true,
+                "false" => false,
+                other => return Err(format!("-breaker: {other:?} is not true or false")),
+            },
         })
     }
 }
@@ -171,6 +196,15 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
     if let Some(tracer) = &tracer {
         sum = sum.with(EndpointTracing::new(tracer.clone(), "sum"));
         concat = concat.with(EndpointTracing::new(tracer.clone(), "concat"));
+    }
+    // go-kit addsvc's rate limit and breaker, by flag (kit-client's).
+    if let Some(per_second) = config.rate_limit {
+        sum = sum.with(RateLimit::erroring(per_second));
+        concat = concat.with(RateLimit::erroring(per_second));
+    }
+    if config.breaker {
+        sum = sum.with(Breaker::new());
+        concat = concat.with(Breaker::new());
     }
     let sum = sum
         .timeout(config.call_timeout)

@@ -261,6 +261,8 @@ fn bad_flags_are_refused_before_anything_starts() {
         ),
         (vec!["-nope"], "not defined"),
         (vec!["stray"], "unexpected argument"),
+        (vec!["-rate-limit", "fast"], "-rate-limit"),
+        (vec!["-breaker", "yes"], "-breaker"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_addsvc"))
             .args(&args)
@@ -539,4 +541,27 @@ fn zipkin_tracing_by_flag_continues_the_callers_trace() {
         .find(|s| s["name"] == "sum")
         .expect("an endpoint span");
     assert_eq!(endpoint["parentId"], server["id"]);
+}
+
+#[test]
+fn the_rate_limit_flag_refuses_calls_over_the_rate_with_429_and_keeps_serving() {
+    let svc = start(&["-rate-limit", "3", "-breaker", "true"]);
+    let statuses: Vec<(u16, String)> = (0..10)
+        .map(|_| post(svc.http, "/sum", r#"{"a":1,"b":2}"#))
+        .collect();
+    let ok = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let limited: Vec<&(u16, String)> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    // A burst of 3, then a token every third of a second: the ten calls take far less.
+    assert!((3..=5).contains(&ok), "{statuses:?}");
+    assert_eq!(ok + limited.len(), 10, "{statuses:?}");
+    assert_eq!(limited[0].1, r#"{"error":"rate limit exceeded"}"#);
+    // The limit is per method: concat has its own.
+    assert_eq!(post(svc.http, "/concat", r#"{"a":"x","b":"y"}"#).0, 200);
+    // The breaker sits below the limit and never sees its refusals; calls are served again
+    // once tokens come back.
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(
+        post(svc.http, "/sum", r#"{"a":1,"b":2}"#),
+        (200, r#"{"v":3}"#.to_owned())
+    );
 }
