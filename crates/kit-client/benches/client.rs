@@ -67,6 +67,13 @@ fn stack(c: &mut Criterion) {
     group.bench_function("retry alone", |b| {
         b.iter(|| ready(retry.call(Context::new(), black_box(1))).unwrap())
     });
+    // What one clock read costs in this build (tokio's mockable clock with test-util on).
+    group.bench_function("clock read (tokio Instant::now)", |b| {
+        b.iter(|| black_box(tokio::time::Instant::now()))
+    });
+    group.bench_function("clock read (std Instant::now)", |b| {
+        b.iter(|| black_box(std::time::Instant::now()))
+    });
     let limit = RateLimit::erroring(NonZeroU32::MAX).wrap(instance());
     group.bench_function("rate limit alone", |b| {
         b.iter(|| ready(limit.call(Context::new(), black_box(1))).unwrap())

@@ -20,6 +20,8 @@ use kit_core::BoxError;
 use kit_log::Logger;
 use kit_metrics::METHOD_OUTCOME_LABELS;
 use kit_metrics::prometheus::{DEFAULT_BUCKETS, PrometheusCounter, PrometheusHistogram, Registry};
+use kit_sd::Registrar;
+use kit_sd::etcd::{EtcdOptions, EtcdRegistrar};
 use kit_server::{DebugHandler, Group, ServerStack};
 use kit_trace::EndpointTracing;
 use opentelemetry::trace::TracerProvider;
@@ -50,6 +52,15 @@ pub struct Config {
     pub rate_limit: Option<std::num::NonZeroU32>,
     /// `-breaker`: a circuit breaker on each method (kit-client's defaults); off by default.
     pub breaker: bool,
+    /// `-etcd-addr`: etcd endpoints (comma-separated) to register in; none, no registration.
+    pub etcd: Vec<String>,
+    /// `-etcd-prefix`: the service's key prefix. Default `/services/addsvc/`: each transport's
+    /// address goes under `http/`, `grpc/` and `jsonrpc/` below it.
+    pub etcd_prefix: String,
+    /// `-etcd-ttl`: the registration's lease. Default `5s`.
+    pub etcd_ttl: Duration,
+    /// `-advertise-host`: the host registered with each listener's port. Default `127.0.0.1`.
+    pub advertise_host: String,
 }
 
 impl Config {
@@ -81,6 +92,22 @@ impl Config {
             "breaker",
             "false",
             "a circuit breaker on each method: true or false",
+        ),
+        flags::Flag::new(
+            "etcd-addr",
+            "",
+            "etcd endpoints to register in, comma-separated (none: no registration)",
+        ),
+        flags::Flag::new(
+            "etcd-prefix",
+            "/services/addsvc/",
+            "the service's etcd key prefix",
+        ),
+        flags::Flag::new("etcd-ttl", "5s", "the etcd registration's lease"),
+        flags::Flag::new(
+            "advertise-host",
+            "127.0.0.1",
+            "the host registered with each listener's port",
         ),
     ];
 
@@ -126,6 +153,19 @@ impl Config {
                 "true" => true,
                 "false" => false,
                 other => return Err(format!("-breaker: {other:?} is not true or false")),
+            },
+            etcd: parsed
+                .get("etcd-addr")
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            etcd_prefix: parsed.get("etcd-prefix").to_owned(),
+            etcd_ttl: flags::duration(parsed.get("etcd-ttl"))?,
+            advertise_host: match parsed.get("advertise-host") {
+                "" => return Err("-advertise-host: a host name or address".into()),
+                host => host.to_owned(),
             },
         })
     }
@@ -226,6 +266,48 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
     }
 
     let stopping = group.stopping();
+    // Registered in etcd when asked, once everything is bound and serving is about to start;
+    // deregistered as soon as the drain starts, so that callers stop coming before the
+    // listeners stop accepting.
+    if !config.etcd.is_empty() {
+        let registrars: Vec<EtcdRegistrar> = [
+            ("http", http.local_addr()),
+            ("grpc", grpc.local_addr()),
+            ("jsonrpc", jsonrpc.local_addr()),
+        ]
+        .into_iter()
+        .map(|(transport, addr)| {
+            let instance = format!("{}:{}", config.advertise_host, addr.port());
+            EtcdRegistrar::new(
+                config.etcd.clone(),
+                format!("{}{transport}/{instance}", config.etcd_prefix),
+                instance,
+                config.etcd_ttl,
+                EtcdOptions::new().logger(logger.clone()),
+            )
+        })
+        .collect();
+        for registrar in &registrars {
+            registrar.register().await?;
+        }
+        kit_log::info!(
+            logger,
+            "msg",
+            "registered in etcd",
+            "prefix",
+            config.etcd_prefix.as_str()
+        );
+        let (stopped, logger) = (group.stopping(), logger.clone());
+        group.spawn("etcd", async move {
+            stopped.wait().await;
+            for registrar in &registrars {
+                if let Err(err) = registrar.deregister().await {
+                    kit_log::warn!(logger, "msg", "deregistering", "err", format_args!("{err}"));
+                }
+            }
+            Ok::<_, BoxError>(())
+        });
+    }
     group.spawn(
         "HTTP",
         http.serve(

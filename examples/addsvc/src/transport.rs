@@ -119,7 +119,9 @@ pub fn http_status_of(err: &Error) -> StatusCode {
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-fn http_options() -> ServerOptions {
+/// The HTTP server options of addsvc's routes: go-kit's `{"error":..}` bodies with the
+/// statuses of [`http_status_of`].
+pub fn http_options() -> ServerOptions {
     ServerOptions::new().error_encoder(|_cx, err| {
         let mut response =
             Response::new(Bytes::from(json!({ "error": err.message() }).to_string()));
@@ -303,7 +305,7 @@ impl Default for ClientOptions {
 
 impl ClientOptions {
     /// One instance's endpoint, behind its own breaker.
-    fn instance<Req, Resp, E>(&self, endpoint: E) -> BoxEndpoint<Req, Resp>
+    pub fn instance<Req, Resp, E>(&self, endpoint: E) -> BoxEndpoint<Req, Resp>
     where
         E: Endpoint<Req, Response = Resp>,
         Req: Send + 'static,
@@ -315,13 +317,17 @@ impl ClientOptions {
         }
     }
 
-    /// The instances behind p2c, the rate limit and retries: one endpoint for the caller.
-    fn balanced<Req, Resp>(&self, instances: Vec<BoxEndpoint<Req, Resp>>) -> BoxEndpoint<Req, Resp>
+    /// The instances `endpoints` publishes (a fixed list, or kit-sd's discovered set) behind
+    /// p2c, the rate limit and retries: one endpoint for the caller.
+    pub fn balanced<Req, Resp>(
+        &self,
+        endpoints: impl kit_core::Endpointer<Req, Resp>,
+    ) -> BoxEndpoint<Req, Resp>
     where
         Req: Clone + Send + 'static,
         Resp: Send + 'static,
     {
-        let balanced = Balanced::new(P2c::new(FixedEndpointer::new(instances)));
+        let balanced = Balanced::new(P2c::new(endpoints));
         let limited = match self.rate_limit {
             Some(per_second) => BoxEndpoint::new(RateLimit::erroring(per_second).wrap(balanced)),
             None => BoxEndpoint::new(balanced),
@@ -360,108 +366,132 @@ fn reply_json(response: &Response<Bytes>) -> Result<Value, Error> {
         .map_err(|err| Error::internal(format!("the reply is not JSON: {err}")))
 }
 
+/// The transport a client speaks to addsvc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP/JSON: `POST /sum`, `POST /concat`.
+    Http,
+    /// gRPC: `/pb.Add/Sum`, `/pb.Add/Concat`.
+    Grpc,
+    /// JSON-RPC 2.0: methods `sum` and `concat` on `/`.
+    JsonRpc,
+}
+
+/// The Sum and Concat client endpoints of one addsvc instance.
+#[derive(Clone, Debug)]
+pub struct InstanceClients {
+    /// Sum.
+    pub sum: BoxEndpoint<SumRequest, i64>,
+    /// Concat.
+    pub concat: BoxEndpoint<ConcatRequest, String>,
+}
+
+/// The client endpoints of one addsvc instance at `addr` (`host:port`), over `transport`: what
+/// a balancer's factory makes per discovered instance (addcli, apigateway). gRPC connections
+/// are made lazily. Over HTTP and gRPC the call's current span (kit-trace's CLIENT span, when
+/// the caller traces) goes out in B3 and W3C headers.
+pub fn instance_clients(transport: Transport, addr: &str) -> Result<InstanceClients, Error> {
+    let (sum, concat) = match transport {
+        Transport::Http => {
+            let encode = |v: Value, out: &mut Request<Bytes>| {
+                *out.body_mut() = Bytes::from(v.to_string());
+                out.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json; charset=utf-8"),
+                );
+                Ok(())
+            };
+            (
+                BoxEndpoint::new(
+                    kit_transport_http::Client::new(
+                        Method::POST,
+                        uri(addr, "/sum")?,
+                        move |_cx, r: SumRequest, out| encode(json!({"a": r.a, "b": r.b}), out),
+                        |_cx, response| v_of(reply_json(&response)?),
+                    )
+                    .before(kit_trace::http::inject(Propagation::default())),
+                ),
+                BoxEndpoint::new(
+                    kit_transport_http::Client::new(
+                        Method::POST,
+                        uri(addr, "/concat")?,
+                        move |_cx, r: ConcatRequest, out| encode(json!({"a": r.a, "b": r.b}), out),
+                        |_cx, response| v_of(reply_json(&response)?),
+                    )
+                    .before(kit_trace::http::inject(Propagation::default())),
+                ),
+            )
+        }
+        Transport::JsonRpc => (
+            BoxEndpoint::new(JsonRpcClient::new(
+                uri(addr, "/")?,
+                "sum",
+                |_cx, r: SumRequest| Ok(json!({"a": r.a, "b": r.b})),
+                |_cx, v| v_of(v),
+            )),
+            BoxEndpoint::new(JsonRpcClient::new(
+                uri(addr, "/")?,
+                "concat",
+                |_cx, r: ConcatRequest| Ok(json!({"a": r.a, "b": r.b})),
+                |_cx, v| v_of(v),
+            )),
+        ),
+        Transport::Grpc => {
+            let failed = |err: String| Error::business(err);
+            let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+                .map_err(|err| Error::invalid_argument(format!("bad address {addr:?}: {err}")))?
+                .connect_lazy();
+            (
+                BoxEndpoint::new(
+                    kit_transport_grpc::Client::new(
+                        channel.clone(),
+                        "/pb.Add/Sum",
+                        |_cx, r: SumRequest| Ok(pb::SumRequest { a: r.a, b: r.b }),
+                        move |_cx, reply: pb::SumReply| match reply.err.is_empty() {
+                            true => Ok(reply.v),
+                            false => Err(failed(reply.err)),
+                        },
+                    )?
+                    .before(kit_trace::grpc::inject(Propagation::default())),
+                ),
+                BoxEndpoint::new(
+                    kit_transport_grpc::Client::new(
+                        channel,
+                        "/pb.Add/Concat",
+                        |_cx, r: ConcatRequest| Ok(pb::ConcatRequest { a: r.a, b: r.b }),
+                        move |_cx, reply: pb::ConcatReply| match reply.err.is_empty() {
+                            true => Ok(reply.v),
+                            false => Err(failed(reply.err)),
+                        },
+                    )?
+                    .before(kit_trace::grpc::inject(Propagation::default())),
+                ),
+            )
+        }
+    };
+    Ok(InstanceClients { sum, concat })
+}
+
 impl AddClient {
-    fn new<S, C>(
+    /// A client of the addsvc instances at `addrs` (`host:port` each) over `transport`,
+    /// balanced as `options` say.
+    pub fn new(
+        transport: Transport,
         addrs: &[&str],
         options: &ClientOptions,
-        make: impl Fn(&str) -> Result<(S, C), Error>,
-    ) -> Result<AddClient, Error>
-    where
-        S: Endpoint<SumRequest, Response = i64>,
-        C: Endpoint<ConcatRequest, Response = String>,
-    {
+    ) -> Result<AddClient, Error> {
         if addrs.is_empty() {
             return Err(Error::invalid_argument("no address to call"));
         }
         let (mut sums, mut concats) = (Vec::new(), Vec::new());
         for addr in addrs {
-            let (sum, concat) = make(addr)?;
-            sums.push(options.instance(sum));
-            concats.push(options.instance(concat));
+            let clients = instance_clients(transport, addr)?;
+            sums.push(options.instance(clients.sum));
+            concats.push(options.instance(clients.concat));
         }
         Ok(AddClient {
-            sum: options.balanced(sums),
-            concat: options.balanced(concats),
-        })
-    }
-
-    /// An HTTP client of the addsvc instances at `addrs` (`host:port` each).
-    pub fn http(addrs: &[&str], options: &ClientOptions) -> Result<AddClient, Error> {
-        let encode = |v: Value, out: &mut Request<Bytes>| {
-            *out.body_mut() = Bytes::from(v.to_string());
-            out.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json; charset=utf-8"),
-            );
-            Ok(())
-        };
-        AddClient::new(addrs, options, |addr| {
-            Ok((
-                kit_transport_http::Client::new(
-                    Method::POST,
-                    uri(addr, "/sum")?,
-                    move |_cx, r: SumRequest, out| encode(json!({"a": r.a, "b": r.b}), out),
-                    |_cx, response| v_of(reply_json(&response)?),
-                ),
-                kit_transport_http::Client::new(
-                    Method::POST,
-                    uri(addr, "/concat")?,
-                    move |_cx, r: ConcatRequest, out| encode(json!({"a": r.a, "b": r.b}), out),
-                    |_cx, response| v_of(reply_json(&response)?),
-                ),
-            ))
-        })
-    }
-
-    /// A JSON-RPC client of the addsvc instances at `addrs` (`host:port` each; requests go to
-    /// `/`).
-    pub fn jsonrpc(addrs: &[&str], options: &ClientOptions) -> Result<AddClient, Error> {
-        AddClient::new(addrs, options, |addr| {
-            Ok((
-                JsonRpcClient::new(
-                    uri(addr, "/")?,
-                    "sum",
-                    |_cx, r: SumRequest| Ok(json!({"a": r.a, "b": r.b})),
-                    |_cx, v| v_of(v),
-                ),
-                JsonRpcClient::new(
-                    uri(addr, "/")?,
-                    "concat",
-                    |_cx, r: ConcatRequest| Ok(json!({"a": r.a, "b": r.b})),
-                    |_cx, v| v_of(v),
-                ),
-            ))
-        })
-    }
-
-    /// A gRPC client of the addsvc instances at `addrs` (`host:port` each); connections are
-    /// made lazily.
-    pub fn grpc(addrs: &[&str], options: &ClientOptions) -> Result<AddClient, Error> {
-        let failed = |err: String| Error::business(err);
-        AddClient::new(addrs, options, |addr| {
-            let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-                .map_err(|err| Error::invalid_argument(format!("bad address {addr:?}: {err}")))?
-                .connect_lazy();
-            Ok((
-                kit_transport_grpc::Client::new(
-                    channel.clone(),
-                    "/pb.Add/Sum",
-                    |_cx, r: SumRequest| Ok(pb::SumRequest { a: r.a, b: r.b }),
-                    move |_cx, reply: pb::SumReply| match reply.err.is_empty() {
-                        true => Ok(reply.v),
-                        false => Err(failed(reply.err)),
-                    },
-                )?,
-                kit_transport_grpc::Client::new(
-                    channel,
-                    "/pb.Add/Concat",
-                    |_cx, r: ConcatRequest| Ok(pb::ConcatRequest { a: r.a, b: r.b }),
-                    move |_cx, reply: pb::ConcatReply| match reply.err.is_empty() {
-                        true => Ok(reply.v),
-                        false => Err(failed(reply.err)),
-                    },
-                )?,
-            ))
+            sum: options.balanced(FixedEndpointer::new(sums)),
+            concat: options.balanced(FixedEndpointer::new(concats)),
         })
     }
 

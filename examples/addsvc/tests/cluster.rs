@@ -21,7 +21,12 @@ use kit_client::retry::{Attempts, Budget, Retry, Stopped};
 use kit_core::{
     BoxEndpoint, Context, Endpoint, EndpointSet, Error, FixedEndpointer, Middleware, endpoint_fn,
 };
-use support::{Running, start};
+use support::{Running, start_bin};
+
+/// The addsvc binary on free loopback ports, with `extra` flags.
+fn start(extra: &[&str]) -> Running {
+    start_bin(env!("CARGO_BIN_EXE_addsvc"), extra)
+}
 
 const FORWARD: u8 = 0;
 const FAIL_500: u8 = 1;

@@ -2,17 +2,21 @@
 //! transport with the wire formats go-kit's clients send, with every bad input; addcli against
 //! it over all three transports; and the graceful drain on a real SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use addsvc::pb;
 
 mod support;
 
-use support::{http, post, read_response, start};
+use support::{Running, collector, http, post, read_response, start_bin, wait_exit};
+
+/// The addsvc binary on free loopback ports, with `extra` flags.
+fn start(extra: &[&str]) -> Running {
+    start_bin(env!("CARGO_BIN_EXE_addsvc"), extra)
+}
 
 #[test]
 fn http_speaks_go_kits_addsvc_json_and_refuses_bad_input() {
@@ -443,59 +447,6 @@ fn sigterm_drains_every_in_flight_request_then_exits_zero() {
             .any(|l| l.contains("msg=stopped") && !l.contains("err=")),
         "{logs:#?}"
     );
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(start.elapsed() < within, "addsvc did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A Zipkin collector's HTTP side on a thread: each POSTed body, as JSON.
-fn collector() -> (SocketAddr, mpsc::Receiver<serde_json::Value>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut length = 0;
-                    loop {
-                        let mut header = String::new();
-                        reader.read_line(&mut header).unwrap();
-                        let header = header.trim_end().to_ascii_lowercase();
-                        if header.is_empty() {
-                            break;
-                        }
-                        if let Some(n) = header.strip_prefix("content-length:") {
-                            length = n.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    let _ = tx.send(serde_json::from_slice(&body).unwrap());
-                    reader
-                        .get_mut()
-                        .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
-                        .unwrap();
-                }
-            });
-        }
-    });
-    (addr, rx)
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use addsvc::flags::{self, Flag};
-use addsvc::transport::{AddClient, ClientOptions};
+use addsvc::transport::{AddClient, ClientOptions, Transport};
 use kit_core::Context;
 
 const FLAGS: &[Flag] = &[
@@ -44,17 +44,14 @@ const FLAGS: &[Flag] = &[
 async fn run() -> Result<String, String> {
     let parsed = flags::parse(FLAGS, std::env::args().skip(1))?;
     let addrs = [
-        (
-            "http-addr",
-            AddClient::http as fn(&[&str], &ClientOptions) -> _,
-        ),
-        ("grpc-addr", AddClient::grpc),
-        ("jsonrpc-addr", AddClient::jsonrpc),
+        ("http-addr", Transport::Http),
+        ("grpc-addr", Transport::Grpc),
+        ("jsonrpc-addr", Transport::JsonRpc),
     ];
     let mut chosen = addrs
         .iter()
         .filter(|(flag, _)| !parsed.get(flag).is_empty());
-    let (flag, make) = match (chosen.next(), chosen.next()) {
+    let (flag, transport) = match (chosen.next(), chosen.next()) {
         (Some(one), None) => one,
         _ => {
             return Err(format!(
@@ -86,7 +83,7 @@ async fn run() -> Result<String, String> {
             Err(_) => return Err("-rate-limit: a number of calls per second".into()),
         },
     };
-    let client = make(&addrs, &options).map_err(|err| err.to_string())?;
+    let client = AddClient::new(*transport, &addrs, &options).map_err(|err| err.to_string())?;
     let [a, b] = parsed.positional.as_slice() else {
         return Err(format!(
             "two arguments, A and B: got {}",

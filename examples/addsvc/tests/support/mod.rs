@@ -51,8 +51,9 @@ fn listening(line: &str) -> Option<(String, SocketAddr)> {
     Some((field("transport=")?, field("addr=")?.parse().ok()?))
 }
 
-pub(crate) fn start(extra: &[&str]) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_addsvc"))
+/// Starts the addsvc binary at `path` on free loopback ports, with `extra` flags.
+pub(crate) fn start_bin(path: &str, extra: &[&str]) -> Running {
+    let child = Command::new(path)
         .args(["-debug.addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"])
         .args(["-grpc-addr", "127.0.0.1:0", "-jsonrpc-addr", "127.0.0.1:0"])
         .args(extra)
@@ -118,4 +119,57 @@ pub(crate) fn read_response(stream: &mut TcpStream) -> (u16, String) {
 
 pub(crate) fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
     http(addr, "POST", path, body.as_bytes())
+}
+
+pub(crate) fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < within, "addsvc did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A Zipkin collector's HTTP side on a thread: each POSTed body, as JSON.
+pub(crate) fn collector() -> (SocketAddr, mpsc::Receiver<serde_json::Value>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).unwrap();
+                        let header = header.trim_end().to_ascii_lowercase();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some(n) = header.strip_prefix("content-length:") {
+                            length = n.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let _ = tx.send(serde_json::from_slice(&body).unwrap());
+                    reader
+                        .get_mut()
+                        .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                        .unwrap();
+                }
+            });
+        }
+    });
+    (addr, rx)
 }

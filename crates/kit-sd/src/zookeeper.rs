@@ -1,0 +1,1 @@
+//! ZooKeeper: not written yet (RFC 0009).

@@ -1,0 +1,426 @@
+//! apigateway: go-kit's apigateway example in kit-rs. One HTTP front door for the services
+//! behind it:
+//!
+//! - `POST /addsvc/sum`, `POST /addsvc/concat` (addsvc's JSON), called on the addsvc instances
+//!   over HTTP or, with `-addsvc-transport grpc`, over gRPC;
+//! - `POST /stringsvc/uppercase`, `POST /stringsvc/count`, passed to the stringsvc instances.
+//!
+//! Instances come from a static list (`-addsvc`, `-stringsvc`; by default one addsvc on
+//! localhost:8081, so `cargo run -p apigateway` works beside `cargo run -p addsvc`) or, with
+//! `-etcd-addr`, from etcd, where addsvc and stringsvc register themselves
+//! (`/services/addsvc/<transport>/`, `/services/stringsvc/http/`). Each call goes through
+//! kit-client: retries within a budget over p2c over one breaker per instance. The debug port
+//! has `/metrics` (with `apigateway_instances{service}`), `/healthz` and `/readyz`; every call is
+//! logged and counted; `-zipkin-url` traces each call from the gateway's SERVER span through
+//! its CLIENT spans into the instance's spans, in one trace.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use addsvc::flags::{self, Flag};
+use addsvc::transport::{ClientOptions, Transport, concat_request, http_options, instance_clients};
+use bytes::Bytes;
+use http::{Method, Request};
+use kit_client::balance::{Balanced, P2c};
+use kit_client::retry::Retry;
+use kit_core::{BoxEndpoint, BoxError, Error, Middleware};
+use kit_log::Logger;
+use kit_metrics::prometheus::{
+    DEFAULT_BUCKETS, PrometheusCounter, PrometheusGauge, PrometheusHistogram, Registry,
+};
+use kit_metrics::{Gauge, METHOD_OUTCOME_LABELS};
+use kit_sd::etcd::{EtcdInstancer, EtcdOptions};
+use kit_sd::{Endpointer, EndpointerOptions, Fixed, Instancer};
+use kit_server::{DebugHandler, Group, ServerStack};
+use kit_trace::http::HttpServerTracing;
+use kit_trace::{EndpointTracing, Propagation};
+use kit_transport_http::{Router, Server, json};
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::trace::SdkTracer;
+use serde_json::{Value, json};
+
+const FLAGS: &[Flag] = &[
+    Flag::new("http-addr", ":8000", "HTTP listen address"),
+    Flag::new("debug.addr", ":8090", "debug and metrics listen address"),
+    Flag::new(
+        "addsvc",
+        "localhost:8081",
+        "addsvc instances (comma-separated) when not discovered",
+    ),
+    Flag::new(
+        "addsvc-transport",
+        "http",
+        "how addsvc is called: http or grpc",
+    ),
+    Flag::new(
+        "stringsvc",
+        "",
+        "stringsvc instances (comma-separated) when not discovered",
+    ),
+    Flag::new(
+        "etcd-addr",
+        "",
+        "etcd endpoints (comma-separated): discover the instances there instead",
+    ),
+    Flag::new("log.format", "logfmt", "log format: logfmt or json"),
+    Flag::new("zipkin-url", "", "Zipkin collector URL (none: no tracing)"),
+    Flag::new(
+        "timeout",
+        "10s",
+        "the most time a call may take, retries included",
+    ),
+    Flag::new(
+        "attempts",
+        "3",
+        "attempts per call; a retry goes to another instance",
+    ),
+    Flag::new(
+        "drain-timeout",
+        "10s",
+        "how long in-flight calls get on shutdown",
+    ),
+];
+
+struct Config {
+    http_addr: SocketAddr,
+    debug_addr: SocketAddr,
+    addsvc: Vec<String>,
+    transport: Transport,
+    stringsvc: Vec<String>,
+    etcd: Vec<String>,
+    json_logs: bool,
+    zipkin_url: Option<http::Uri>,
+    timeout: Duration,
+    attempts: u32,
+    drain_timeout: Duration,
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Config {
+    fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config, String> {
+        let parsed = flags::parse(FLAGS, args)?;
+        if let Some(extra) = parsed.positional.first() {
+            return Err(format!(
+                "unexpected argument {extra:?}\n{}",
+                flags::usage(FLAGS)
+            ));
+        }
+        Ok(Config {
+            http_addr: flags::addr(parsed.get("http-addr"))?,
+            debug_addr: flags::addr(parsed.get("debug.addr"))?,
+            addsvc: list(parsed.get("addsvc")),
+            transport: match parsed.get("addsvc-transport") {
+                "http" => Transport::Http,
+                "grpc" => Transport::Grpc,
+                other => return Err(format!("-addsvc-transport: {other:?} is not http or grpc")),
+            },
+            stringsvc: list(parsed.get("stringsvc")),
+            etcd: list(parsed.get("etcd-addr")),
+            json_logs: match parsed.get("log.format") {
+                "logfmt" => false,
+                "json" => true,
+                other => return Err(format!("-log.format: {other:?} is not logfmt or json")),
+            },
+            zipkin_url: match parsed.get("zipkin-url") {
+                "" => None,
+                url => Some(
+                    url.parse::<http::Uri>()
+                        .ok()
+                        .filter(|u| u.scheme_str() == Some("http") && u.host().is_some())
+                        .ok_or_else(|| format!("-zipkin-url: {url:?} is not an http:// URL"))?,
+                ),
+            },
+            timeout: flags::duration(parsed.get("timeout"))?,
+            attempts: parsed
+                .get("attempts")
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or("-attempts: a positive integer")?,
+            drain_timeout: flags::duration(parsed.get("drain-timeout"))?,
+        })
+    }
+
+    /// The instances of `service`: from etcd when given, else the static `list`.
+    fn instancer(
+        &self,
+        service: &str,
+        transport: &str,
+        list: &[String],
+        logger: &Logger,
+    ) -> Box<dyn Instancer> {
+        if self.etcd.is_empty() {
+            return Box::new(Fixed::new(list.iter().cloned()));
+        }
+        Box::new(EtcdInstancer::new(
+            self.etcd.clone(),
+            format!("/services/{service}/{transport}/"),
+            EtcdOptions::new().logger(logger.clone()),
+        ))
+    }
+}
+
+/// What the gateway needs for each route: its stack (logging, metrics, tracing, timeout), the
+/// options of its clients, and the tracer.
+struct Routes {
+    logger: Logger,
+    requests: PrometheusCounter,
+    durations: PrometheusHistogram,
+    tracer: Option<SdkTracer>,
+    timeout: Duration,
+    client: ClientOptions,
+}
+
+impl Routes {
+    /// The endpoint a route calls: retries over p2c over the instances `endpointer` follows,
+    /// behind the gateway's stack.
+    fn endpoint<Req, Resp>(
+        &self,
+        name: &'static str,
+        instances: &dyn Instancer,
+        make: impl Fn(&str) -> Result<BoxEndpoint<Req, Resp>, Error> + Send + Sync + 'static,
+    ) -> Result<BoxEndpoint<Req, Resp>, BoxError>
+    where
+        Req: Clone + Send + 'static,
+        Resp: Send + 'static,
+    {
+        let (client, tracer) = (self.client.clone(), self.tracer.clone());
+        // Per instance: its client, a CLIENT span per attempt when tracing, its own breaker.
+        let factory = move |instance: &str| {
+            let endpoint = make(instance)?;
+            let endpoint = match &tracer {
+                Some(tracer) => {
+                    BoxEndpoint::new(EndpointTracing::client(tracer.clone(), name).wrap(endpoint))
+                }
+                None => endpoint,
+            };
+            Ok(client.instance(endpoint))
+        };
+        let endpointer = Endpointer::new(
+            instances,
+            factory,
+            EndpointerOptions::new().logger(self.logger.clone()),
+        );
+        let balanced = Retry::new()
+            .max_attempts(self.client.attempts)
+            .wrap(Balanced::new(P2c::new(endpointer)));
+        let mut stack = ServerStack::new(name)
+            .logging(self.logger.clone())
+            .metrics(self.requests.clone(), self.durations.clone())?;
+        if let Some(tracer) = &self.tracer {
+            stack = stack.with(EndpointTracing::new(tracer.clone(), name));
+        }
+        Ok(stack.timeout(self.timeout).wrap(balanced))
+    }
+
+    fn options(&self) -> kit_transport_http::ServerOptions {
+        match &self.tracer {
+            Some(tracer) => HttpServerTracing::new(tracer.clone()).options(http_options()),
+            None => http_options(),
+        }
+    }
+}
+
+fn json_body(request: &Request<Bytes>) -> Result<Value, Error> {
+    serde_json::from_slice(request.body())
+        .map_err(|err| Error::invalid_argument(format!("the body is not JSON: {err}")))
+}
+
+/// A stringsvc instance's method, JSON in and out, as the gateway passes it on.
+fn stringsvc_client(instance: &str, path: &str) -> Result<BoxEndpoint<Value, Value>, Error> {
+    let uri = format!("http://{instance}{path}")
+        .parse()
+        .map_err(|err| Error::invalid_argument(format!("bad instance {instance:?}: {err}")))?;
+    Ok(BoxEndpoint::new(
+        kit_transport_http::Client::new(
+            Method::POST,
+            uri,
+            json::encode_request,
+            json::decode_response::<Value>,
+        )
+        .before(kit_trace::http::inject(Propagation::default())),
+    ))
+}
+
+async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
+    let registry = Registry::new();
+    let requests = PrometheusCounter::new(
+        &registry,
+        "apigateway_requests_total",
+        "Requests served, by method and outcome.",
+        &METHOD_OUTCOME_LABELS,
+    )?;
+    let durations = PrometheusHistogram::new(
+        &registry,
+        "apigateway_request_duration_seconds",
+        "Request duration in seconds, by method and outcome.",
+        &METHOD_OUTCOME_LABELS,
+        DEFAULT_BUCKETS.to_vec(),
+    )?;
+    let instances_gauge = PrometheusGauge::new(
+        &registry,
+        "apigateway_instances",
+        "Instances the gateway knows, by service.",
+        &["service"],
+    )?;
+
+    let mut group = Group::new().drain_deadline(config.drain_timeout + Duration::from_secs(1));
+    group.stop_on_signals()?;
+    let http = kit_transport_http::Listener::bind(config.http_addr)
+        .await?
+        .drain_timeout(config.drain_timeout);
+    let debug = kit_transport_http::Listener::bind(config.debug_addr).await?;
+    let tracing = config
+        .zipkin_url
+        .clone()
+        .map(|url| kit_trace::Tracing::zipkin("apigateway", url, 1.0));
+    let routes = Routes {
+        logger: logger.clone(),
+        requests,
+        durations,
+        tracer: tracing.as_ref().map(|t| t.provider().tracer("apigateway")),
+        timeout: config.timeout,
+        client: ClientOptions {
+            attempts: config.attempts,
+            ..ClientOptions::default()
+        },
+    };
+
+    let transport_name = match config.transport {
+        Transport::Grpc => "grpc",
+        _ => "http",
+    };
+    let addsvc = config.instancer("addsvc", transport_name, &config.addsvc, &logger);
+    let stringsvc = config.instancer("stringsvc", "http", &config.stringsvc, &logger);
+    let transport = config.transport;
+    let sum = routes.endpoint("addsvc.sum", addsvc.as_ref(), move |i| {
+        instance_clients(transport, i).map(|c| c.sum)
+    })?;
+    let concat = routes.endpoint("addsvc.concat", addsvc.as_ref(), move |i| {
+        instance_clients(transport, i).map(|c| c.concat)
+    })?;
+    let uppercase = routes.endpoint("stringsvc.uppercase", stringsvc.as_ref(), |i| {
+        stringsvc_client(i, "/uppercase")
+    })?;
+    let count = routes.endpoint("stringsvc.count", stringsvc.as_ref(), |i| {
+        stringsvc_client(i, "/count")
+    })?;
+
+    let router = Router::new()
+        .post(
+            "/addsvc/sum",
+            Server::new(
+                sum,
+                |_cx, r: &Request<Bytes>| addsvc::transport::sum_request(json_body(r)?),
+                |cx, v: i64| json::encode_response(cx, json!({ "v": v })),
+            )
+            .options(routes.options()),
+        )
+        .post(
+            "/addsvc/concat",
+            Server::new(
+                concat,
+                |_cx, r: &Request<Bytes>| concat_request(json_body(r)?),
+                |cx, v: String| json::encode_response(cx, json!({ "v": v })),
+            )
+            .options(routes.options()),
+        )
+        .post(
+            "/stringsvc/uppercase",
+            Server::new(
+                uppercase,
+                |_cx, r: &Request<Bytes>| json_body(r),
+                json::encode_response,
+            )
+            .options(routes.options()),
+        )
+        .post(
+            "/stringsvc/count",
+            Server::new(
+                count,
+                |_cx, r: &Request<Bytes>| json_body(r),
+                json::encode_response,
+            )
+            .options(routes.options()),
+        );
+
+    // The instance counts, for /metrics and for whoever watches the gateway converge.
+    for (service, instancer) in [("addsvc", &addsvc), ("stringsvc", &stringsvc)] {
+        let gauge = instances_gauge.with(&[service])?;
+        let mut events = instancer.subscribe();
+        let (stopping, logger) = (group.stopping(), logger.clone());
+        group.spawn_observer(service, async move {
+            loop {
+                let known = events.borrow_and_update().as_ref().map_or(0, |set| set.len());
+                gauge.set(known as f64);
+                kit_log::info!(logger, "service", service, "instances", known);
+                tokio::select! {
+                    changed = events.changed() => if changed.is_err() { return Ok::<_, BoxError>(()) },
+                    () = stopping.wait() => return Ok(()),
+                }
+            }
+        });
+    }
+
+    let stopping = group.stopping();
+    kit_log::info!(logger, "transport", "HTTP", "addr", http.local_addr());
+    kit_log::info!(
+        logger,
+        "transport",
+        "debug/HTTP",
+        "addr",
+        debug.local_addr()
+    );
+    group.spawn("HTTP", http.serve(router, stopping.wait()));
+    let debug_handler = DebugHandler::new(group.health()).metrics(registry);
+    group.spawn_observer(
+        "debug/HTTP",
+        debug.serve(debug_handler, group.drained().wait()),
+    );
+    let result = group.run().await;
+    drop((addsvc, stringsvc));
+    if let Some(tracing) = tracing
+        && let Err(err) = tracing.shutdown().await
+    {
+        kit_log::warn!(
+            logger,
+            "msg",
+            "flushing spans",
+            "err",
+            format_args!("{err}")
+        );
+    }
+    match &result {
+        Ok(()) => kit_log::info!(logger, "msg", "stopped"),
+        Err(err) => kit_log::error!(logger, "msg", "stopped", "err", format_args!("{err}")),
+    };
+    result.map_err(Into::into)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_args(std::env::args().skip(1)) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("apigateway: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let logger = addsvc::logger(config.json_logs).with(kit_log::kv!("svc", "apigateway"));
+    match run(config, logger).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("apigateway: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
