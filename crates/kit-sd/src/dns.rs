@@ -29,9 +29,10 @@ use hickory_resolver::proto::rr::{Name, RData};
 use kit_core::Error;
 use kit_log::Logger;
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use crate::backoff::Failures;
+use crate::task::Task;
 use crate::{Event, Instancer, Publisher};
 
 /// Targets whose addresses are asked for at the same time, at most: enough for a large service,
@@ -162,7 +163,7 @@ impl fmt::Debug for SrvOptions {
 pub struct SrvInstancer {
     name: Name,
     publisher: Arc<Publisher>,
-    task: JoinHandle<()>,
+    _task: Task,
 }
 
 impl SrvInstancer {
@@ -207,11 +208,10 @@ impl SrvInstancer {
             options,
             publisher: Arc::clone(&publisher),
         };
-        let task = tokio::spawn(watch.run());
         Ok(SrvInstancer {
             name,
             publisher,
-            task,
+            _task: Task::spawn(watch.run()),
         })
     }
 }
@@ -249,12 +249,6 @@ fn resolver(nameservers: &[SocketAddr], options: &SrvOptions) -> Result<TokioRes
 impl Instancer for SrvInstancer {
     fn subscribe(&self) -> watch::Receiver<Event> {
         self.publisher.subscribe()
-    }
-}
-
-impl Drop for SrvInstancer {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 use kit_core::{BoxEndpoint, EndpointSet, Endpoints, Error};
 use kit_log::Logger;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::task::Task;
 use crate::{Event, Instancer};
 
 /// How an [`Endpointer`] behaves; defaults set in [`EndpointerOptions::new`] and nowhere else.
@@ -105,14 +105,6 @@ pub struct Endpointer<Req, Resp> {
     task: Arc<Task>,
 }
 
-struct Task(JoinHandle<()>);
-
-impl Drop for Task {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 type Factory<Req, Resp> = dyn Fn(&str) -> Result<BoxEndpoint<Req, Resp>, Error> + Send + Sync;
 
 /// What the endpointer's task keeps between events.
@@ -152,10 +144,10 @@ where
         // an instancer that has not answered yet is how every start looks.
         let first = rx.borrow_and_update().clone();
         follower.apply(first, false);
-        let task = tokio::spawn(follower.follow(rx));
+        let task = Task::spawn(follower.follow(rx));
         Endpointer {
             set,
-            task: Arc::new(Task(task)),
+            task: Arc::new(task),
         }
     }
 }

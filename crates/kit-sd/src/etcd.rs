@@ -22,9 +22,9 @@ use etcd_client::{Client, ConnectOptions, GetOptions, PutOptions, WatchOptions};
 use kit_core::Error;
 use kit_log::Logger;
 use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
 
 use crate::backoff::Failures;
+use crate::task::Task;
 use crate::{Event, Instancer, Publisher, Registrar};
 
 /// Connection settings for etcd; defaults set in [`EtcdOptions::new`] and nowhere else.
@@ -104,16 +104,6 @@ fn unavailable(doing: &str, err: etcd_client::Error) -> Error {
     Error::unavailable(format!("etcd: {doing}: {err}")).with_source(err)
 }
 
-/// A task that ends when its owner is dropped.
-#[derive(Debug)]
-struct Task(JoinHandle<()>);
-
-impl Drop for Task {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The instances of one service: the values of the keys under a prefix, watched.
 ///
 /// Made inside a tokio runtime: it spawns the loop that follows etcd, which ends when the
@@ -138,7 +128,7 @@ impl EtcdInstancer {
         };
         EtcdInstancer {
             publisher,
-            _task: Task(tokio::spawn(follower.run())),
+            _task: Task::spawn(follower.run()),
         }
     }
 }
@@ -268,7 +258,7 @@ impl Follower {
 
     /// Keeps a valid entry; drops (and logs) one that is not an address.
     fn insert(&mut self, key: &[u8], value: &[u8]) {
-        match instance(value) {
+        match crate::instancer::instance_address(value) {
             Ok(instance) => {
                 self.keys.insert(key.to_vec(), instance);
             }
@@ -289,23 +279,6 @@ impl Follower {
 
     fn publish(&self) {
         self.publisher.publish(self.keys.values().cloned());
-    }
-}
-
-/// An instance address from a value: UTF-8 `host:port`, a port from 1 to 65535.
-fn instance(value: &[u8]) -> Result<String, &'static str> {
-    let text = std::str::from_utf8(value).map_err(|_| "the value is not UTF-8")?;
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("the value is empty");
-    }
-    let (host, port) = text.rsplit_once(':').ok_or("the value is not host:port")?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match port.parse::<u16>() {
-        Ok(port) if port > 0 && !host.is_empty() && !host.contains(char::is_whitespace) => {
-            Ok(text.to_owned())
-        }
-        _ => Err("the value is not host:port"),
     }
 }
 
@@ -360,7 +333,7 @@ impl Registrar for EtcdRegistrar {
             lease: Arc::clone(&self.lease),
         };
         let (first, registered) = oneshot::channel();
-        let task = Task(tokio::spawn(keeper.run(first)));
+        let task = Task::spawn(keeper.run(first));
         // Replacing a running registration stops it (dropping its task).
         *self.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
         match registered.await {
@@ -477,32 +450,6 @@ impl Keeper {
                 Err(_) => return Error::unavailable("etcd: no keep-alive answer in time"),
             }
             tokio::time::sleep(every).await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::instance;
-
-    #[test]
-    fn only_host_port_values_are_instances() {
-        assert_eq!(instance(b"10.0.0.1:8081"), Ok("10.0.0.1:8081".to_owned()));
-        assert_eq!(instance(b" addsvc-1:80 "), Ok("addsvc-1:80".to_owned()));
-        assert_eq!(instance(b"[::1]:8081"), Ok("[::1]:8081".to_owned()));
-        for bad in [
-            &b"\xff\xfe"[..],
-            b"",
-            b"   ",
-            b"not an address",
-            b"host:",
-            b":8081",
-            b"host:0",
-            b"host:65536",
-            b"host:http",
-            b"two words:80",
-        ] {
-            assert!(instance(bad).is_err(), "{bad:?}");
         }
     }
 }

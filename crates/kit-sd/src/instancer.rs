@@ -128,9 +128,56 @@ impl<I: Instancer + ?Sized> Instancer for Arc<I> {
     }
 }
 
+/// An instance address from a registry entry: UTF-8 `host:port` (a name, an IPv4 address or a
+/// bracketed IPv6 one) with a port from 1 to 65535; the reason otherwise, for the log line of a
+/// skipped entry. Every backend that reads entries written by others checks them this way.
+#[cfg_attr(not(any(feature = "etcd", feature = "zookeeper")), allow(dead_code))]
+pub(crate) fn instance_address(entry: &[u8]) -> Result<String, &'static str> {
+    let text = std::str::from_utf8(entry).map_err(|_| "the entry is not UTF-8")?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("the entry is empty");
+    }
+    let (host, port) = text.rsplit_once(':').ok_or("the entry is not host:port")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 && !host.is_empty() && !host.contains(char::is_whitespace) => {
+            Ok(text.to_owned())
+        }
+        _ => Err("the entry is not host:port"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_host_port_entries_are_instances() {
+        assert_eq!(
+            instance_address(b"10.0.0.1:8081"),
+            Ok("10.0.0.1:8081".to_owned())
+        );
+        assert_eq!(
+            instance_address(b" addsvc-1:80 "),
+            Ok("addsvc-1:80".to_owned())
+        );
+        assert_eq!(instance_address(b"[::1]:8081"), Ok("[::1]:8081".to_owned()));
+        for bad in [
+            &b"\xff\xfe"[..],
+            b"",
+            b"   ",
+            b"not an address",
+            b"host:",
+            b":8081",
+            b"host:0",
+            b"host:65536",
+            b"host:http",
+            b"two words:80",
+        ] {
+            assert!(instance_address(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn sets_are_normalised_and_only_changes_are_published() {

@@ -59,6 +59,7 @@ mod endpointer;
 pub mod etcd;
 mod instancer;
 mod registrar;
+mod task;
 #[cfg(feature = "zookeeper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "zookeeper")))]
 pub mod zookeeper;
@@ -66,3 +67,8 @@ pub mod zookeeper;
 pub use endpointer::{Endpointer, EndpointerOptions};
 pub use instancer::{Event, Fixed, Instancer, Instances, Publisher};
 pub use registrar::Registrar;
+
+// The README's example is compiled and run with the doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
