@@ -6,9 +6,11 @@
 //! - `POST /stringsvc/uppercase`, `POST /stringsvc/count`, passed to the stringsvc instances.
 //!
 //! Instances come from a static list (`-addsvc`, `-stringsvc`; by default one addsvc on
-//! localhost:8081, so `cargo run -p apigateway` works beside `cargo run -p addsvc`) or, with
-//! `-etcd-addr`, from etcd, where addsvc and stringsvc register themselves
-//! (`/services/addsvc/<transport>/`, `/services/stringsvc/http/`). Each call goes through
+//! localhost:8081, so `cargo run -p apigateway` works beside `cargo run -p addsvc`) or from a
+//! registry: `-etcd-addr` (where addsvc and stringsvc register themselves, under
+//! `/services/addsvc/<transport>/` and `/services/stringsvc/http/`), `-zk-addr` (the children
+//! of `/services/<service>/<transport>`), or `-dns-addr` (SRV records
+//! `_addsvc._tcp.<-dns-domain>`, `_addsvc-grpc._tcp...`, `_stringsvc._tcp...`). Each call goes through
 //! kit-client: retries within a budget over p2c over one breaker per instance. The debug port
 //! has `/metrics` (with `apigateway_instances{service}`), `/healthz` and `/readyz`; every call is
 //! logged and counted; `-zipkin-url` traces each call from the gateway's SERVER span through
@@ -30,7 +32,9 @@ use kit_metrics::prometheus::{
     DEFAULT_BUCKETS, PrometheusCounter, PrometheusGauge, PrometheusHistogram, Registry,
 };
 use kit_metrics::{Gauge, METHOD_OUTCOME_LABELS};
+use kit_sd::dns::{SrvInstancer, SrvOptions};
 use kit_sd::etcd::{EtcdInstancer, EtcdOptions};
+use kit_sd::zookeeper::{ZkInstancer, ZkOptions};
 use kit_sd::{Endpointer, EndpointerOptions, Fixed, Instancer};
 use kit_server::{DebugHandler, Group, ServerStack};
 use kit_trace::http::HttpServerTracing;
@@ -63,6 +67,21 @@ const FLAGS: &[Flag] = &[
         "",
         "etcd endpoints (comma-separated): discover the instances there instead",
     ),
+    Flag::new(
+        "zk-addr",
+        "",
+        "ZooKeeper servers (comma-separated): discover the instances there instead",
+    ),
+    Flag::new(
+        "dns-addr",
+        "",
+        "DNS servers (comma-separated IP:port): discover the instances by SRV records instead",
+    ),
+    Flag::new(
+        "dns-domain",
+        "service.consul",
+        "the domain of the SRV names (_addsvc._tcp.DOMAIN)",
+    ),
     Flag::new("log.format", "logfmt", "log format: logfmt or json"),
     Flag::new("zipkin-url", "", "Zipkin collector URL (none: no tracing)"),
     Flag::new(
@@ -89,6 +108,9 @@ struct Config {
     transport: Transport,
     stringsvc: Vec<String>,
     etcd: Vec<String>,
+    zookeeper: Vec<String>,
+    dns: Vec<SocketAddr>,
+    dns_domain: String,
     json_logs: bool,
     zipkin_url: Option<http::Uri>,
     timeout: Duration,
@@ -125,6 +147,15 @@ impl Config {
             },
             stringsvc: list(parsed.get("stringsvc")),
             etcd: list(parsed.get("etcd-addr")),
+            zookeeper: list(parsed.get("zk-addr")),
+            dns: list(parsed.get("dns-addr"))
+                .iter()
+                .map(|a| {
+                    a.parse()
+                        .map_err(|_| format!("-dns-addr: {a:?} is not an IP:port"))
+                })
+                .collect::<Result<_, _>>()?,
+            dns_domain: parsed.get("dns-domain").trim_matches('.').to_owned(),
             json_logs: match parsed.get("log.format") {
                 "logfmt" => false,
                 "json" => true,
@@ -150,22 +181,44 @@ impl Config {
         })
     }
 
-    /// The instances of `service`: from etcd when given, else the static `list`.
+    /// The instances of `service` over `transport`: from the registry a flag names, else the
+    /// static `list`.
     fn instancer(
         &self,
         service: &str,
         transport: &str,
         list: &[String],
         logger: &Logger,
-    ) -> Box<dyn Instancer> {
-        if self.etcd.is_empty() {
-            return Box::new(Fixed::new(list.iter().cloned()));
+    ) -> Result<Box<dyn Instancer>, BoxError> {
+        if !self.etcd.is_empty() {
+            return Ok(Box::new(EtcdInstancer::new(
+                self.etcd.clone(),
+                format!("/services/{service}/{transport}/"),
+                EtcdOptions::new().logger(logger.clone()),
+            )));
         }
-        Box::new(EtcdInstancer::new(
-            self.etcd.clone(),
-            format!("/services/{service}/{transport}/"),
-            EtcdOptions::new().logger(logger.clone()),
-        ))
+        if !self.zookeeper.is_empty() {
+            return Ok(Box::new(ZkInstancer::new(
+                self.zookeeper.clone(),
+                format!("/services/{service}/{transport}"),
+                ZkOptions::new().logger(logger.clone()),
+            )));
+        }
+        if !self.dns.is_empty() {
+            // `_addsvc._tcp.<domain>` for HTTP, `_addsvc-grpc._tcp.<domain>` for gRPC.
+            let suffix = if transport == "http" {
+                String::new()
+            } else {
+                format!("-{transport}")
+            };
+            let name = format!("_{service}{suffix}._tcp.{}", self.dns_domain);
+            return Ok(Box::new(SrvInstancer::new(
+                &name,
+                self.dns.clone(),
+                SrvOptions::new().logger(logger.clone()),
+            )?));
+        }
+        Ok(Box::new(Fixed::new(list.iter().cloned())))
     }
 }
 
@@ -299,8 +352,8 @@ async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         Transport::Grpc => "grpc",
         _ => "http",
     };
-    let addsvc = config.instancer("addsvc", transport_name, &config.addsvc, &logger);
-    let stringsvc = config.instancer("stringsvc", "http", &config.stringsvc, &logger);
+    let addsvc = config.instancer("addsvc", transport_name, &config.addsvc, &logger)?;
+    let stringsvc = config.instancer("stringsvc", "http", &config.stringsvc, &logger)?;
     let transport = config.transport;
     let sum = routes.endpoint("addsvc.sum", addsvc.as_ref(), move |i| {
         instance_clients(transport, i).map(|c| c.sum)

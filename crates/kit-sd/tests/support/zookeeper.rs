@@ -1,6 +1,7 @@
 //! A real ZooKeeper (Debian `zookeeper`, on the installed Java) for the tests: started
 //! standalone on a free loopback port in a temp dir, killed and started again on the same data,
 //! killed and its dir removed on drop.
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

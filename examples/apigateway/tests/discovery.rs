@@ -1,0 +1,117 @@
+//! The gateway finds its instances through each registry flag, against the real server: DNS
+//! SRV records in a dnsmasq (`-dns-addr`) and a registration in ZooKeeper (`-zk-addr`).
+
+#[path = "../../addsvc/tests/support/mod.rs"]
+mod addsvc_support;
+#[path = "../../../crates/kit-sd/tests/support/dnsmasq.rs"]
+mod dnsmasq;
+#[path = "../../../crates/kit-sd/tests/support/zookeeper.rs"]
+mod zk_server;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use addsvc_support::{Running, post, start_bin};
+use kit_sd::Registrar;
+use kit_sd::zookeeper::{ZkOptions, ZkRegistrar};
+
+fn addsvc() -> Running {
+    let gateway = PathBuf::from(env!("CARGO_BIN_EXE_apigateway"));
+    let addsvc = gateway.with_file_name("addsvc");
+    if !addsvc.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "addsvc", "--bin", "addsvc"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building addsvc");
+    }
+    start_bin(&addsvc.to_string_lossy(), &[])
+}
+
+/// The gateway with `extra` flags, and its HTTP address; killed on drop.
+struct Gateway(Child, SocketAddr);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn gateway(extra: &[&str]) -> Gateway {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_apigateway"))
+        .args(["-http-addr", "127.0.0.1:0", "-debug.addr", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the gateway starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the gateway logs").unwrap();
+        if line.contains("transport=HTTP ") {
+            break line
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix("addr="))
+                .unwrap()
+                .parse()
+                .unwrap();
+        }
+    };
+    // Keep reading its log so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Gateway(child, addr)
+}
+
+/// Calls the gateway until a call succeeds (the registry is read in the background).
+fn answers(gateway: &Gateway) {
+    let start = Instant::now();
+    loop {
+        let got = post(gateway.1, "/addsvc/sum", r#"{"a":20,"b":22}"#);
+        if got == (200, r#"{"v":42}"#.to_owned()) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the gateway answers {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn instances_from_dns_srv_records() {
+    let svc = addsvc();
+    let Some(dns) = dnsmasq::Dnsmasq::start(&[dnsmasq::srv("svc1", svc.http.port())]) else {
+        return;
+    };
+    let gw = gateway(&[
+        "-dns-addr",
+        &dns.addr().to_string(),
+        "-dns-domain",
+        "kit.test",
+    ]);
+    answers(&gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_from_zookeeper() {
+    let Some(zk) = zk_server::ZooKeeper::start().await else {
+        return;
+    };
+    let svc = addsvc();
+    let registrar = ZkRegistrar::new(
+        zk.servers(),
+        "/services/addsvc/http",
+        svc.http.to_string(),
+        ZkOptions::new(),
+    );
+    registrar.register().await.unwrap();
+    let gw = gateway(&["-zk-addr", &zk.endpoint()]);
+    tokio::task::spawn_blocking(move || answers(&gw))
+        .await
+        .unwrap();
+}
