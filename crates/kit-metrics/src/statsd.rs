@@ -116,7 +116,11 @@ impl Statsd {
         self.emitter.gauge(name, &[])
     }
 
-    /// A timing (`ms`): observe milliseconds. `sample_rate` as for counters.
+    /// A timing (`ms`): observe seconds, as every kit-metrics duration is ([`Timer`],
+    /// [`EndpointMetrics`]); they are sent in milliseconds. `sample_rate` as for counters.
+    ///
+    /// [`Timer`]: crate::Timer
+    /// [`EndpointMetrics`]: crate::EndpointMetrics
     pub fn timing(&self, name: &str, sample_rate: f64) -> Result<PushHistogram, MetricError> {
         self.emitter.histogram(name, &[], "ms", sample_rate)
     }
@@ -162,7 +166,7 @@ impl DogStatsd {
         self.emitter.gauge(name, label_names)
     }
 
-    /// A timing (`ms`) with `label_names`.
+    /// A timing (`ms`) with `label_names`: observe seconds, sent in milliseconds.
     pub fn timing(
         &self,
         name: &str,

@@ -108,8 +108,9 @@ fn statsd_sends_aggregated_counters_gauges_and_every_timing() {
     sums.add(-4.0);
     depth.set(5.0);
     depth.add(-7.5);
-    took.observe(12.0);
-    took.observe(15.25);
+    // Seconds in, milliseconds on the wire.
+    took.observe(0.25);
+    took.observe(0.015625);
     statsd.flush();
     let got: Vec<StatsdLine> = lines(&datagrams(&socket, Duration::from_millis(500)))
         .iter()
@@ -129,7 +130,7 @@ fn statsd_sends_aggregated_counters_gauges_and_every_timing() {
         (-2.5, "g")
     );
     let timings: Vec<f64> = find("svc.took").iter().map(|l| l.value).collect();
-    assert_eq!(timings, [12.0, 15.25]);
+    assert_eq!(timings, [250.0, 15.625]);
 
     // Nothing changed since: nothing is sent. A NaN gauge is not sent either.
     depth.set(f64::NAN);
@@ -171,7 +172,7 @@ fn lines_are_batched_into_datagrams_no_larger_than_the_mtu() {
     let statsd = Statsd::new("kit.", addr, manual(120)).unwrap();
     let took = statsd.timing("request_duration", 1.0).unwrap();
     for i in 0..50 {
-        took.observe(i as f64);
+        took.observe(f64::from(i) / 1000.0);
     }
     statsd.flush();
     let got = datagrams(&socket, Duration::from_millis(500));
@@ -182,7 +183,8 @@ fn lines_are_batched_into_datagrams_no_larger_than_the_mtu() {
         "a line was split: {got:?}"
     );
     let values: Vec<f64> = lines(&got).iter().map(|l| parse_statsd(l).value).collect();
-    assert_eq!(values, (0..50).map(f64::from).collect::<Vec<_>>());
+    let want: Vec<f64> = (0..50).map(|i| f64::from(i) / 1000.0 * 1000.0).collect();
+    assert_eq!(values, want);
     assert_eq!(statsd.lost(), 0);
 }
 
@@ -485,4 +487,28 @@ fn graphite_writes_tagged_lines_and_reconnects_after_the_server_comes_back() {
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line).unwrap();
     assert!(line.starts_with("svc.sums;method=sum_x_y "), "{line:?}");
+}
+
+#[test]
+fn a_timer_on_a_statsd_timing_reports_milliseconds() {
+    let (socket, addr) = udp_listener();
+    let statsd = Statsd::new("", addr, manual(1432)).unwrap();
+    let took = statsd.timing("took", 1.0).unwrap();
+    let timer = kit_metrics::Timer::start(took);
+    std::thread::sleep(Duration::from_millis(30));
+    let seconds = timer.observe_duration();
+    statsd.flush();
+    let got: Vec<StatsdLine> = lines(&datagrams(&socket, Duration::from_millis(500)))
+        .iter()
+        .map(|l| parse_statsd(l))
+        .collect();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, "ms");
+    // 30 ms and more, in milliseconds: not 0.03.
+    assert!(got[0].value >= 30.0, "{:?}", got[0].value);
+    assert!(
+        (got[0].value - seconds * 1000.0).abs() < 1e-6,
+        "{} vs {seconds}",
+        got[0].value
+    );
 }

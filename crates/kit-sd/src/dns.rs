@@ -9,7 +9,7 @@
 //! | [`ttl_floor`](SrvOptions::ttl_floor) | 1 s | the least time between two resolutions, whatever the TTL; also the wait after an empty answer |
 //! | [`ttl_cap`](SrvOptions::ttl_cap) | 60 s | the most time between two resolutions, whatever the TTL |
 //! | [`timeout`](SrvOptions::timeout) | 5 s | how long one try of one query waits; each query is tried 3 times |
-//! | backoff while failing | 100 ms doubling to 10 s, full jitter | the wait before the next resolution after a failed one |
+//! | backoff while failing | 100 ms doubling to 3 s, full jitter | the wait before the next resolution after a failed one |
 //! | address lookups at a time | 8 | targets whose addresses the answer did not carry, asked for concurrently |
 
 use std::collections::{BTreeMap, HashMap};
@@ -139,7 +139,7 @@ impl fmt::Debug for SrvOptions {
 ///   (RFC 2782's "not available here"), without a log. The rest of the set is published.
 /// - Any other failure (timeout, refused, I/O error), also on a target's addresses, fails the
 ///   whole resolution rather than publish part of the set: an unavailable error event, then
-///   another try after an exponential backoff with jitter (100 ms doubling to 10 s); the
+///   another try after an exponential backoff with jitter (100 ms doubling to 3 s); the
 ///   [`Endpointer`](crate::Endpointer) keeps the last good set meanwhile.
 ///
 /// Made inside a tokio runtime: it spawns the task that resolves, which ends when the instancer

@@ -10,7 +10,7 @@
 //! and nothing read twice; when that revision has been compacted away it reads the prefix again
 //! from scratch. While etcd is unreachable it publishes an unavailable error (the
 //! [`Endpointer`](crate::Endpointer) keeps the last good set for its grace time) and retries with
-//! exponential backoff, jittered and capped at 10 s. A value that is not UTF-8, empty, or not
+//! exponential backoff, jittered and capped at 3 s. A value that is not UTF-8, empty, or not
 //! `host:port` is skipped and logged; the rest of the set still works.
 
 use std::collections::BTreeMap;

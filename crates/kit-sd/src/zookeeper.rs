@@ -19,7 +19,7 @@
 //! outage it is back within about as long again as the outage lasted. A ZooKeeper restarted on
 //! its data restores its sessions, so a restart shorter than the session timeout loses
 //! nothing. When the session is over (expired, closed) the instancer connects again with a
-//! new one, backing off exponentially with jitter, capped at 10 s. Child
+//! new one, backing off exponentially with jitter, capped at 3 s. Child
 //! data that is not UTF-8, empty, or not `host:port` is skipped and logged (once while it
 //! stays); the rest of the set still works. A change to the data of an existing child is seen
 //! at the next change of the children, as in go-kit: registrations never change their data.

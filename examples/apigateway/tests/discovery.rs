@@ -1,5 +1,6 @@
 //! The gateway finds its instances through each registry flag, against the real server: DNS
-//! SRV records in a dnsmasq (`-dns-addr`) and a registration in ZooKeeper (`-zk-addr`).
+//! SRV records in a dnsmasq (`-dns-addr`) and a registration in ZooKeeper (`-zk-addr`); and it
+//! calls addsvc over gRPC by flag.
 
 #[path = "../../addsvc/tests/support/mod.rs"]
 mod addsvc_support;
@@ -114,4 +115,25 @@ async fn instances_from_zookeeper() {
     tokio::task::spawn_blocking(move || answers(&gw))
         .await
         .unwrap();
+}
+
+#[test]
+fn addsvc_over_grpc_by_flag() {
+    let svc = addsvc();
+    let gw = gateway(&[
+        "-addsvc",
+        &svc.grpc.to_string(),
+        "-addsvc-transport",
+        "grpc",
+    ]);
+    answers(&gw);
+    // A business error from the instance's gRPC reply comes back as go-kit's 400.
+    assert_eq!(
+        post(gw.1, "/addsvc/sum", r#"{"a":0,"b":0}"#),
+        (400, r#"{"error":"can't sum two zeroes"}"#.to_owned())
+    );
+    assert_eq!(
+        post(gw.1, "/addsvc/concat", r#"{"a":"x","b":"y"}"#),
+        (200, r#"{"v":"xy"}"#.to_owned())
+    );
 }
