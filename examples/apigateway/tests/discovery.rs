@@ -6,72 +6,26 @@
 mod addsvc_support;
 #[path = "../../../crates/kit-sd/tests/support/dnsmasq.rs"]
 mod dnsmasq;
+mod support;
 #[path = "../../../crates/kit-sd/tests/support/zookeeper.rs"]
 mod zk_server;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use addsvc_support::{Running, post, start_bin};
 use kit_sd::Registrar;
 use kit_sd::zookeeper::{ZkOptions, ZkRegistrar};
+use support::{Gateway, addsvc_bin, gateway};
 
 fn addsvc() -> Running {
-    let gateway = PathBuf::from(env!("CARGO_BIN_EXE_apigateway"));
-    let addsvc = gateway.with_file_name("addsvc");
-    if !addsvc.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "addsvc", "--bin", "addsvc"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building addsvc");
-    }
-    start_bin(&addsvc.to_string_lossy(), &[])
-}
-
-/// The gateway with `extra` flags, and its HTTP address; killed on drop.
-struct Gateway(Child, SocketAddr);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn gateway(extra: &[&str]) -> Gateway {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_apigateway"))
-        .args(["-http-addr", "127.0.0.1:0", "-debug.addr", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the gateway starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the gateway logs").unwrap();
-        if line.contains("transport=HTTP ") {
-            break line
-                .split_whitespace()
-                .find_map(|kv| kv.strip_prefix("addr="))
-                .unwrap()
-                .parse()
-                .unwrap();
-        }
-    };
-    // Keep reading its log so that it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Gateway(child, addr)
+    start_bin(&addsvc_bin(), &[])
 }
 
 /// Calls the gateway until a call succeeds (the registry is read in the background).
 fn answers(gateway: &Gateway) {
     let start = Instant::now();
     loop {
-        let got = post(gateway.1, "/addsvc/sum", r#"{"a":20,"b":22}"#);
+        let got = post(gateway.http, "/addsvc/sum", r#"{"a":20,"b":22}"#);
         if got == (200, r#"{"v":42}"#.to_owned()) {
             return;
         }
@@ -129,11 +83,11 @@ fn addsvc_over_grpc_by_flag() {
     answers(&gw);
     // A business error from the instance's gRPC reply comes back as go-kit's 400.
     assert_eq!(
-        post(gw.1, "/addsvc/sum", r#"{"a":0,"b":0}"#),
+        post(gw.http, "/addsvc/sum", r#"{"a":0,"b":0}"#),
         (400, r#"{"error":"can't sum two zeroes"}"#.to_owned())
     );
     assert_eq!(
-        post(gw.1, "/addsvc/concat", r#"{"a":"x","b":"y"}"#),
+        post(gw.http, "/addsvc/concat", r#"{"a":"x","b":"y"}"#),
         (200, r#"{"v":"xy"}"#.to_owned())
     );
 }

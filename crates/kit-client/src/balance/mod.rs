@@ -173,7 +173,14 @@ fn untried<Req, Resp>(
     (!left.is_empty()).then_some(left)
 }
 
-/// The error for an empty set.
-fn no_endpoints() -> Error {
-    Error::unavailable("no endpoints available")
+/// The endpointer's current set, or an unavailable error when it is empty (or the
+/// endpointer's own error).
+fn current<Req, Resp>(
+    endpointer: &impl kit_core::Endpointer<Req, Resp>,
+) -> Result<Endpoints<Req, Resp>, Error> {
+    let endpoints = endpointer.endpoints()?;
+    if endpoints.is_empty() {
+        return Err(Error::unavailable("no endpoints available"));
+    }
+    Ok(endpoints)
 }

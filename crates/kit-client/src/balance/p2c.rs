@@ -8,7 +8,7 @@ use std::time::Duration;
 use kit_core::{BoxEndpoint, Endpointer, Endpoints, Error, Outcome};
 use tokio::time::Instant;
 
-use super::{Balancer, Pick, no_endpoints, untried};
+use super::{Balancer, Pick, current, untried};
 
 /// Power of two choices (P2C) over a peak-EWMA load estimate.
 ///
@@ -203,10 +203,7 @@ where
     Resp: 'static,
 {
     fn pick(&self, tried: &[BoxEndpoint<Req, Resp>]) -> Result<Pick<Req, Resp>, Error> {
-        let endpoints = self.endpointer.endpoints()?;
-        if endpoints.is_empty() {
-            return Err(no_endpoints());
-        }
+        let endpoints = current(&self.endpointer)?;
         let now = self.clock.now_ns();
         {
             let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);

@@ -4,7 +4,7 @@ use std::fmt;
 
 use kit_core::{BoxEndpoint, Endpointer, Error};
 
-use super::{Balancer, Pick, no_endpoints, untried};
+use super::{Balancer, Pick, current, untried};
 
 /// Picks an endpoint of the current set uniformly at random (go-kit's `lb.NewRandom`).
 ///
@@ -34,10 +34,7 @@ where
     Resp: 'static,
 {
     fn pick(&self, tried: &[BoxEndpoint<Req, Resp>]) -> Result<Pick<Req, Resp>, Error> {
-        let endpoints = self.endpointer.endpoints()?;
-        if endpoints.is_empty() {
-            return Err(no_endpoints());
-        }
+        let endpoints = current(&self.endpointer)?;
         let i = match untried(&endpoints, tried) {
             None => fastrand::usize(..endpoints.len()),
             Some(left) => left[fastrand::usize(..left.len())],

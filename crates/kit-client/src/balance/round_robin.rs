@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kit_core::{BoxEndpoint, Endpointer, Error};
 
-use super::{Balancer, Pick, no_endpoints, untried};
+use super::{Balancer, Pick, current, untried};
 
 /// Picks the endpoints of the current set in turn (go-kit's `lb.NewRoundRobin`).
 ///
@@ -39,10 +39,7 @@ where
     Resp: 'static,
 {
     fn pick(&self, tried: &[BoxEndpoint<Req, Resp>]) -> Result<Pick<Req, Resp>, Error> {
-        let endpoints = self.endpointer.endpoints()?;
-        if endpoints.is_empty() {
-            return Err(no_endpoints());
-        }
+        let endpoints = current(&self.endpointer)?;
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
         let i = match untried(&endpoints, tried) {
             None => turn % endpoints.len(),
