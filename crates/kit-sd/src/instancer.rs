@@ -131,7 +131,10 @@ impl<I: Instancer + ?Sized> Instancer for Arc<I> {
 /// An instance address from a registry entry: UTF-8 `host:port` (a name, an IPv4 address or a
 /// bracketed IPv6 one) with a port from 1 to 65535; the reason otherwise, for the log line of a
 /// skipped entry. Every backend that reads entries written by others checks them this way.
-#[cfg_attr(not(any(feature = "etcd", feature = "zookeeper")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "etcd", feature = "zookeeper", feature = "consul")),
+    allow(dead_code)
+)]
 pub(crate) fn instance_address(entry: &[u8]) -> Result<String, &'static str> {
     let text = std::str::from_utf8(entry).map_err(|_| "the entry is not UTF-8")?;
     let text = text.trim();

@@ -16,6 +16,7 @@
 //! | `dns` (feature `dns`) | DNS SRV records, re-resolved on their TTL |
 //! | `etcd` (feature `etcd`) | etcd v3: instances under a key prefix, watched; registration with a lease |
 //! | `zookeeper` (feature `zookeeper`) | ZooKeeper: ephemeral sequential nodes under a service path, child watches |
+//! | `consul` (feature `consul`) | Consul: the agent's health endpoint with blocking queries; registration with a TTL check |
 //!
 //! Every backend loop backs off exponentially with jitter and a cap while its registry fails,
 //! keeps the last set it read, and publishes errors as events.
@@ -48,8 +49,16 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(any(feature = "dns", feature = "etcd", feature = "zookeeper"))]
+#[cfg(any(
+    feature = "dns",
+    feature = "etcd",
+    feature = "zookeeper",
+    feature = "consul"
+))]
 mod backoff;
+#[cfg(feature = "consul")]
+#[cfg_attr(docsrs, doc(cfg(feature = "consul")))]
+pub mod consul;
 #[cfg(feature = "dns")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dns")))]
 pub mod dns;

@@ -5,44 +5,20 @@
 
 #[path = "support/etcd.rs"]
 mod etcd_server;
+#[path = "support/watch.rs"]
+mod watch;
 
-use std::collections::BTreeSet;
-use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use etcd_server::Etcd;
 use kit_core::{BoxEndpoint, Endpointer as _, Error, endpoint_fn};
-use kit_log::{Logfmt, Logger};
 use kit_sd::etcd::{EtcdInstancer, EtcdOptions, EtcdRegistrar};
 use kit_sd::{Endpointer, EndpointerOptions, Instancer, Registrar};
-use slog::Drain;
+use watch::{Captured, converges, set, thread_cpu};
 
 const PREFIX: &str = "/services/addsvc/";
-
-fn set(instancer: &impl Instancer) -> Option<BTreeSet<String>> {
-    instancer
-        .current()
-        .ok()
-        .map(|set| set.iter().cloned().collect())
-}
-
-/// Waits up to `within` for the instancer's set to be `want`; how long it took.
-async fn converges(instancer: &impl Instancer, want: &[&str], within: Duration) -> Duration {
-    let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if set(instancer).as_ref() == Some(&want) {
-            return start.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!(
-        "after {within:?} the set is {:?}, not {want:?}",
-        instancer.current()
-    );
-}
 
 fn registrar(etcd: &Etcd, n: u16) -> EtcdRegistrar {
     EtcdRegistrar::new(
@@ -80,21 +56,6 @@ async fn registrations_are_seen_and_go_on_deregistration_and_on_lease_expiry() {
     // The one left keeps its registration alive well past its TTL.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(set(&instancer).unwrap().len(), 1);
-}
-
-/// This thread's CPU time (the test runs on a current-thread runtime, so that is the
-/// instancer's loop and its client's tasks).
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15 of stat; after the ')' they are the 12th and 13th.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
 }
 
 #[tokio::test]
@@ -222,20 +183,6 @@ async fn a_thousand_instances_are_seen_at_once_and_one_change_remakes_one_endpoi
     assert_eq!(endpointer.endpoints().unwrap().len(), 1000);
 }
 
-/// Log lines, captured.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_entries_are_skipped_and_logged_and_the_rest_works() {
     let Some(etcd) = Etcd::start().await else {
@@ -255,7 +202,7 @@ async fn bad_entries_are_skipped_and_logged_and_the_rest_works() {
         .await
         .unwrap();
     let log = Captured::default();
-    let logger = Logger::new(Logfmt::new(log.clone()).ignore_res());
+    let logger = log.logger();
     let instancer = EtcdInstancer::new(etcd.endpoints(), PREFIX, EtcdOptions::new().logger(logger));
     converges(&instancer, &["127.0.0.1:9001"], Duration::from_secs(5)).await;
     // Bad data arriving through the watch is skipped too, and a fixed entry comes back.
@@ -283,7 +230,7 @@ async fn bad_entries_are_skipped_and_logged_and_the_rest_works() {
         Duration::from_secs(5),
     )
     .await;
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     let skipped: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("etcd entry skipped"))

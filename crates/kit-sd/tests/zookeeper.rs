@@ -4,47 +4,23 @@
 //! session registered again by itself.
 #![cfg(feature = "zookeeper")]
 
+#[path = "support/watch.rs"]
+mod watch;
 #[path = "support/zookeeper.rs"]
 mod zk_server;
 
-use std::collections::BTreeSet;
-use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kit_core::{BoxEndpoint, Endpointer as _, Error, endpoint_fn};
-use kit_log::{Logfmt, Logger};
 use kit_sd::zookeeper::{ZkInstancer, ZkOptions, ZkRegistrar};
 use kit_sd::{Endpointer, EndpointerOptions, Instancer, Registrar};
-use slog::Drain;
+use watch::{Captured, converges, set, thread_cpu};
 use zk_server::ZooKeeper;
 use zookeeper_client::{Acls, CreateMode};
 
 const PATH: &str = "/services/addsvc";
-
-fn set(instancer: &impl Instancer) -> Option<BTreeSet<String>> {
-    instancer
-        .current()
-        .ok()
-        .map(|set| set.iter().cloned().collect())
-}
-
-/// Waits up to `within` for the instancer's set to be `want`; how long it took.
-async fn converges(instancer: &impl Instancer, want: &[&str], within: Duration) -> Duration {
-    let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if set(instancer).as_ref() == Some(&want) {
-            return start.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!(
-        "after {within:?} the set is {:?}, not {want:?}",
-        instancer.current()
-    );
-}
 
 /// A registrar for 127.0.0.1:900n, with a 2 s session (the server allows 1 s to 10 s).
 fn registrar(zk: &ZooKeeper, n: u16) -> ZkRegistrar {
@@ -58,30 +34,6 @@ fn registrar(zk: &ZooKeeper, n: u16) -> ZkRegistrar {
 
 fn persistent() -> zookeeper_client::CreateOptions<'static> {
     CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
-
-/// Log lines, captured.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-
-    fn logger(&self) -> Logger {
-        Logger::new(Logfmt::new(self.clone()).ignore_res())
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,21 +68,6 @@ async fn registrations_are_seen_and_go_on_deregistration_and_on_drop() {
     // And no node is left behind by the others.
     let client = zk.client().await;
     assert_eq!(client.list_children(PATH).await.unwrap().len(), 1);
-}
-
-/// This thread's CPU time (the test runs on a current-thread runtime, so that is the
-/// instancer's loop and the ZooKeeper clients' session tasks).
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15 of stat; after the ')' they are the 12th and 13th.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
 }
 
 #[tokio::test]

@@ -11,8 +11,9 @@ use kit_core::Error;
 /// the encoded bytes, whole.
 pub type Body = Full<Bytes>;
 
-/// The error type that hyper, tower and http-body share for "any error".
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// The error type that hyper, tower and http-body share for "any error": kit-core's, the one
+/// type every kit crate uses.
+pub use kit_core::BoxError;
 
 /// Any request body, boxed: servers box the body they are given before going async, which
 /// keeps their futures `Send` whatever the body's error type.

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -54,7 +53,7 @@ type Encode<Req> =
     Arc<dyn Fn(&Context, Req, &mut Request<Bytes>) -> Result<(), Error> + Send + Sync>;
 type DecodeBuffered<Resp> =
     Arc<dyn Fn(&Context, Response<Bytes>) -> Result<Resp, Error> + Send + Sync>;
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type BoxFuture<T> = kit_core::BoxFuture<'static, T>;
 type DecodeStreaming<Resp> =
     Arc<dyn Fn(Context, Response<Incoming>) -> BoxFuture<Result<Resp, Error>> + Send + Sync>;
 type Before = Arc<dyn Fn(&Context, &mut Request<Bytes>) + Send + Sync>;

@@ -9,7 +9,8 @@
 //! localhost:8081, so `cargo run -p apigateway` works beside `cargo run -p addsvc`) or from a
 //! registry: `-etcd-addr` (where addsvc and stringsvc register themselves, under
 //! `/services/addsvc/<transport>/` and `/services/stringsvc/http/`), `-zk-addr` (the children
-//! of `/services/<service>/<transport>`), or `-dns-addr` (SRV records
+//! of `/services/<service>/<transport>`), `-consul-addr` (the passing instances of the Consul
+//! services `addsvc`, `addsvc-grpc` and `stringsvc`), or `-dns-addr` (SRV records
 //! `_addsvc._tcp.<-dns-domain>`, `_addsvc-grpc._tcp...`, `_stringsvc._tcp...`). Each call goes through
 //! kit-client: retries within a budget over p2c over one breaker per instance. The debug port
 //! has `/metrics` (with `apigateway_instances{service}`), `/healthz` and `/readyz`; every call is
@@ -32,6 +33,7 @@ use kit_metrics::prometheus::{
     DEFAULT_BUCKETS, PrometheusCounter, PrometheusGauge, PrometheusHistogram, Registry,
 };
 use kit_metrics::{Gauge, METHOD_OUTCOME_LABELS};
+use kit_sd::consul::{ConsulInstancer, ConsulOptions};
 use kit_sd::dns::{SrvInstancer, SrvOptions};
 use kit_sd::etcd::{EtcdInstancer, EtcdOptions};
 use kit_sd::zookeeper::{ZkInstancer, ZkOptions};
@@ -73,6 +75,11 @@ const FLAGS: &[Flag] = &[
         "ZooKeeper servers (comma-separated): discover the instances there instead",
     ),
     Flag::new(
+        "consul-addr",
+        "",
+        "Consul agent (host:port): discover the instances there instead (services addsvc, addsvc-grpc, stringsvc)",
+    ),
+    Flag::new(
         "dns-addr",
         "",
         "DNS servers (comma-separated IP:port): discover the instances by SRV records instead",
@@ -109,6 +116,7 @@ struct Config {
     stringsvc: Vec<String>,
     etcd: Vec<String>,
     zookeeper: Vec<String>,
+    consul: Option<String>,
     dns: Vec<SocketAddr>,
     dns_domain: String,
     json_logs: bool,
@@ -148,6 +156,7 @@ impl Config {
             stringsvc: list(parsed.get("stringsvc")),
             etcd: list(parsed.get("etcd-addr")),
             zookeeper: list(parsed.get("zk-addr")),
+            consul: Some(parsed.get("consul-addr").trim().to_owned()).filter(|a| !a.is_empty()),
             dns: list(parsed.get("dns-addr"))
                 .iter()
                 .map(|a| {
@@ -203,6 +212,18 @@ impl Config {
                 format!("/services/{service}/{transport}"),
                 ZkOptions::new().logger(logger.clone()),
             )));
+        }
+        if let Some(agent) = &self.consul {
+            // `addsvc` for HTTP, `addsvc-grpc` for gRPC: one Consul service per transport.
+            let name = match transport {
+                "http" => service.to_owned(),
+                other => format!("{service}-{other}"),
+            };
+            return Ok(Box::new(ConsulInstancer::new(
+                agent,
+                &name,
+                ConsulOptions::new().logger(logger.clone()),
+            )?));
         }
         if !self.dns.is_empty() {
             // `_addsvc._tcp.<domain>` for HTTP, `_addsvc-grpc._tcp.<domain>` for gRPC.

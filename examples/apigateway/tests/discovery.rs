@@ -1,9 +1,12 @@
 //! The gateway finds its instances through each registry flag, against the real server: DNS
-//! SRV records in a dnsmasq (`-dns-addr`) and a registration in ZooKeeper (`-zk-addr`); and it
+//! SRV records in a dnsmasq (`-dns-addr`) and a registration in ZooKeeper (`-zk-addr`); against
+//! kit-sd's test-side Consul, which follows Consul's documented API (`-consul-addr`); and it
 //! calls addsvc over gRPC by flag.
 
 #[path = "../../addsvc/tests/support/mod.rs"]
 mod addsvc_support;
+#[path = "../../../crates/kit-sd/tests/support/consul.rs"]
+mod consul_server;
 #[path = "../../../crates/kit-sd/tests/support/dnsmasq.rs"]
 mod dnsmasq;
 mod support;
@@ -90,4 +93,18 @@ fn addsvc_over_grpc_by_flag() {
         post(gw.http, "/addsvc/concat", r#"{"a":"x","b":"y"}"#),
         (200, r#"{"v":"xy"}"#.to_owned())
     );
+}
+
+#[test]
+fn instances_from_consul() {
+    let svc = addsvc();
+    let consul = consul_server::Consul::start();
+    consul.put(consul_server::Entry::new(
+        "addsvc-1",
+        "addsvc",
+        "127.0.0.1",
+        i64::from(svc.http.port()),
+    ));
+    let gw = gateway(&["-consul-addr", &consul.agent()]);
+    answers(&gw);
 }

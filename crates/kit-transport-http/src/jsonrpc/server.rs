@@ -20,7 +20,7 @@ use crate::body::{AnyBody, Body, BoxError, box_body, read_limited};
 use crate::error::{JSON_CONTENT_TYPE, encode_error};
 use crate::request::RequestInfo;
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type BoxFuture<T> = kit_core::BoxFuture<'static, T>;
 type Before = Arc<dyn Fn(Context, &Parts) -> Context + Send + Sync>;
 
 /// One method with its types erased.
