@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A process's health: live while it runs, ready until its drain starts (or while the service
 /// says so), reported over HTTP by [`DebugHandler`](crate::DebugHandler) (`/healthz`,
-/// `/readyz`) and over gRPC by the [`grpc`](Health::grpc) health service.
+/// `/readyz`) and, with the `grpc` feature, over gRPC by the `grpc` health service.
 ///
 /// Clones share the same state. A [`Group`](crate::Group) makes one and turns it not ready,
 /// and every gRPC status `NOT_SERVING`, when its drain starts.
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Health {
     ready: Arc<AtomicBool>,
     draining: Arc<tokio::sync::Mutex<bool>>,
+    #[cfg(feature = "grpc")]
     grpc: kit_transport_grpc::Health,
 }
 
@@ -28,6 +29,7 @@ impl Health {
         Health {
             ready: Arc::new(AtomicBool::new(true)),
             draining: Arc::new(tokio::sync::Mutex::new(false)),
+            #[cfg(feature = "grpc")]
             grpc: kit_transport_grpc::Health::new(),
         }
     }
@@ -47,12 +49,15 @@ impl Health {
             return;
         }
         self.ready.store(ready, Ordering::Release);
+        #[cfg(feature = "grpc")]
         self.grpc.set_serving("", ready).await;
     }
 
     /// The gRPC health service's handle: give it to a gRPC
     /// [`Listener::health`](kit_transport_grpc::Listener::health), and report each gRPC
     /// service's name with `set_serving`.
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
     pub fn grpc(&self) -> &kit_transport_grpc::Health {
         &self.grpc
     }
@@ -62,6 +67,7 @@ impl Health {
         let mut draining = self.draining.lock().await;
         *draining = true;
         self.ready.store(false, Ordering::Release);
+        #[cfg(feature = "grpc")]
         self.grpc.shut_down().await;
     }
 }

@@ -8,13 +8,15 @@
 //! - [`Group`]: tasks (listeners, loops) run together; the first to return, SIGINT or SIGTERM
 //!   starts a drain with a deadline; the result says whether anything failed.
 //! - [`Health`]: readiness that turns false when the drain starts, served by
-//!   [`DebugHandler`] at `/healthz` and `/readyz` and by the gRPC health service.
+//!   [`DebugHandler`] at `/healthz` and `/readyz` and, with the `grpc` feature (which brings
+//!   tonic), by the gRPC health service. Without it an HTTP-only service compiles no gRPC.
 //! - [`DebugHandler`]: `/metrics` (Prometheus), `/healthz`, `/readyz`.
 //! - [`ServerStack`]: logging, metrics, timeout and concurrency limit on an endpoint, in the
 //!   right order, with room for tracing, rate limiting and breakers.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod debug;
 mod group;
