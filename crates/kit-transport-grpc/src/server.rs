@@ -22,15 +22,40 @@ type Finalizer = Arc<dyn Fn(&Context, &Result<(), Status>) + Send + Sync>;
 /// endpoint's request, the endpoint called, its response encoded into the protobuf reply.
 ///
 /// Implement the tonic-generated service trait by handing each method to its `Server`, as
-/// go-kit services do with `ServeGRPC`:
+/// go-kit services do with `ServeGRPC`: the trait's `sum` method is `self.sum.serve(request).await`.
 ///
-/// ```text
-/// #[tonic::async_trait]
-/// impl pb::add_server::Add for AddService {
-///     async fn sum(&self, request: Request<pb::SumRequest>) -> Result<Response<pb::SumReply>, Status> {
-///         self.sum.serve(request).await
-///     }
+/// ```
+/// use kit_core::{endpoint_fn, Error};
+/// use kit_transport_grpc::Server;
+/// use tonic::{Code, Request};
+///
+/// // The messages as prost generates them.
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// struct SumRequest {
+///     #[prost(int64, tag = "1")]
+///     a: i64,
+///     #[prost(int64, tag = "2")]
+///     b: i64,
 /// }
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// struct SumReply {
+///     #[prost(int64, tag = "1")]
+///     v: i64,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let sum = Server::new(
+///     endpoint_fn(|_cx, (a, b): (i64, i64)| async move {
+///         a.checked_add(b).ok_or_else(|| Error::invalid_argument("integer overflow"))
+///     }),
+///     |_cx, r: SumRequest| Ok((r.a, r.b)),
+///     |_cx, v: i64| Ok(SumReply { v }),
+/// );
+/// let reply = sum.serve(Request::new(SumRequest { a: 1, b: 2 })).await.unwrap();
+/// assert_eq!(reply.into_inner().v, 3);
+/// let refused = sum.serve(Request::new(SumRequest { a: i64::MAX, b: 1 })).await.unwrap_err();
+/// assert_eq!(refused.code(), Code::InvalidArgument);
+/// # }
 /// ```
 ///
 /// The call's `grpc-timeout` becomes the context's deadline. Before hooks read the request
