@@ -299,3 +299,111 @@ async fn a_lost_lease_is_replaced_and_the_instance_registered_again() {
     r.deregister().await.unwrap();
     converges(&instancer, &[], Duration::from_secs(2)).await;
 }
+
+/// A TCP proxy the test can cut: while cut, it drops every connection and refuses new ones.
+struct Cuttable {
+    addr: std::net::SocketAddr,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    generation: Arc<AtomicUsize>,
+}
+
+async fn cuttable(upstream: String) -> Cuttable {
+    use std::sync::atomic::AtomicBool;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cut = Arc::new(AtomicBool::new(false));
+    let generation = Arc::new(AtomicUsize::new(0));
+    let (c, g) = (cut.clone(), generation.clone());
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if c.load(Ordering::SeqCst) {
+                continue;
+            }
+            let (upstream, c, g) = (upstream.clone(), c.clone(), g.clone());
+            let born = g.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                let cut_off = async {
+                    while !c.load(Ordering::SeqCst) && g.load(Ordering::SeqCst) == born {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                tokio::select! {
+                    _ = copy => {}
+                    () = cut_off => {}
+                }
+            });
+        }
+    });
+    Cuttable {
+        addr,
+        cut,
+        generation,
+    }
+}
+
+impl Cuttable {
+    fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_resumed_past_a_compaction_reads_everything_again() {
+    let Some(etcd) = Etcd::start().await else {
+        return;
+    };
+    let mut client = etcd.client().await;
+    client
+        .put(format!("{PREFIX}a"), "127.0.0.1:9001", None)
+        .await
+        .unwrap();
+    client
+        .put(format!("{PREFIX}b"), "127.0.0.1:9002", None)
+        .await
+        .unwrap();
+    // The instancer reaches etcd through a proxy the test can cut.
+    let proxy = cuttable(etcd.endpoint()).await;
+    let log = Captured::default();
+    let instancer = EtcdInstancer::new(
+        vec![proxy.addr.to_string()],
+        PREFIX,
+        EtcdOptions::new().logger(log.logger()),
+    );
+    converges(
+        &instancer,
+        &["127.0.0.1:9001", "127.0.0.1:9002"],
+        Duration::from_secs(5),
+    )
+    .await;
+    // Cut off, it cannot see what happens next: b deleted, c added, and the history its watch
+    // would resume from compacted away.
+    proxy.set_cut(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.delete(format!("{PREFIX}b"), None).await.unwrap();
+    let put = client
+        .put(format!("{PREFIX}c"), "127.0.0.1:9003", None)
+        .await
+        .unwrap();
+    let revision = put.header().unwrap().revision();
+    client.compact(revision, None).await.unwrap();
+    // Back: the resumed watch starts at a compacted revision, is cancelled, and the instancer
+    // reads the prefix again from scratch: the exact set, b gone.
+    proxy.set_cut(false);
+    let took = converges(
+        &instancer,
+        &["127.0.0.1:9001", "127.0.0.1:9003"],
+        Duration::from_secs(10),
+    )
+    .await;
+    eprintln!("converged {took:?} after the proxy reopened, past a compaction");
+    assert!(
+        !log.lines("etcd watch cancelled, reading again").is_empty(),
+        "the compaction was seen: {}",
+        log.text()
+    );
+}
