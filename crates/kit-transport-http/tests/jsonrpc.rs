@@ -304,3 +304,78 @@ async fn client_ids_count_up_and_a_mismatched_id_is_an_error() {
     assert_eq!(*ids.lock().unwrap(), [json!(1), json!(2), json!(3)]);
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_batch_over_the_limit_is_one_error_and_the_server_keeps_serving() {
+    let running = Running::serve(server().batch_limit(100)).await;
+    // 1 MiB of [1,1,...] would be half a million answers: one error instead.
+    let flood = format!("[{}]", vec!["1"; 200_000].join(","));
+    let (status, answer) = rpc(&running, &flood).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer,
+        Some(json!({
+            "jsonrpc": "2.0",
+            "error": {"code": -32600, "message": "Invalid Request: a batch of 200000 calls is over the limit of 100"},
+            "id": null
+        }))
+    );
+    // A batch at the limit is answered call by call.
+    let calls: Vec<String> = (0..100)
+        .map(|i| format!(r#"{{"jsonrpc":"2.0","method":"sum","params":[{i},1],"id":{i}}}"#))
+        .collect();
+    let (_, answer) = rpc(&running, &format!("[{}]", calls.join(","))).await;
+    let answers = answer.unwrap();
+    assert_eq!(answers.as_array().unwrap().len(), 100);
+    assert_eq!(
+        answers[99],
+        json!({"jsonrpc": "2.0", "result": 100, "id": 99})
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn batch_calls_run_concurrently_up_to_the_limit_and_answer_in_order() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (n, p) = (now.clone(), peak.clone());
+    let slow = endpoint_fn(move |_cx, (i,): (i64,)| {
+        let (n, p) = (n.clone(), p.clone());
+        async move {
+            let in_flight = n.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(in_flight, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            n.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, Error>(i)
+        }
+    });
+    let running = Running::serve(JsonRpcServer::new().batch_concurrency(4).method(
+        "slow",
+        slow,
+        decode_params,
+        encode_result,
+    ))
+    .await;
+    let calls: Vec<String> = (0..12)
+        .map(|i| format!(r#"{{"jsonrpc":"2.0","method":"slow","params":[{i}],"id":{i}}}"#))
+        .collect();
+    let (_, answer) = rpc(&running, &format!("[{}]", calls.join(","))).await;
+    let ids: Vec<i64> = answer
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["result"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (0..12).collect::<Vec<_>>(),
+        "answers keep the batch's order"
+    );
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        4,
+        "four at a time, not one, not twelve"
+    );
+    running.stop().await.unwrap();
+}

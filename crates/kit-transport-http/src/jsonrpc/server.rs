@@ -73,19 +73,49 @@ where
 ///     encode_result,
 /// );
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct JsonRpcServer {
     methods: Arc<HashMap<String, Arc<dyn RpcMethod>>>,
     before: Vec<Before>,
+    batch_limit: usize,
+    batch_concurrency: usize,
 }
 
 /// The body limit: 1 MiB.
 const BODY_LIMIT: usize = 1 << 20;
 
+impl Default for JsonRpcServer {
+    fn default() -> Self {
+        JsonRpcServer::new()
+    }
+}
+
 impl JsonRpcServer {
-    /// A server with no methods.
+    /// A server with no methods; batches of at most 100 calls, run 8 at a time.
+    ///
+    /// Without a cap, 1 MiB of `[1,1,…]` is half a million error answers (a reply of tens of
+    /// megabytes), and a batch of valid calls holds one request for as long as they take one
+    /// after another.
     pub fn new() -> Self {
-        JsonRpcServer::default()
+        JsonRpcServer {
+            methods: Arc::default(),
+            before: Vec::new(),
+            batch_limit: 100,
+            batch_concurrency: 8,
+        }
+    }
+
+    /// Answers a batch of more than `limit` calls with one Invalid Request error, running none
+    /// of them (at least 1).
+    pub fn batch_limit(mut self, limit: usize) -> Self {
+        self.batch_limit = limit.max(1);
+        self
+    }
+
+    /// Runs at most `n` calls of one batch at once (at least 1); answers keep the batch's order.
+    pub fn batch_concurrency(mut self, n: usize) -> Self {
+        self.batch_concurrency = n.max(1);
+        self
     }
 
     /// Serves `endpoint` as method `name`: `decode` makes its request from the `params`
@@ -173,11 +203,23 @@ impl JsonRpcServer {
                 "Invalid Request: empty batch",
                 None,
             )),
+            Ok(Value::Array(batch)) if batch.len() > self.batch_limit => Some(error_response(
+                Value::Null,
+                INVALID_REQUEST,
+                &format!(
+                    "Invalid Request: a batch of {} calls is over the limit of {}",
+                    batch.len(),
+                    self.batch_limit
+                ),
+                None,
+            )),
             Ok(Value::Array(batch)) => {
-                let mut answers = Vec::with_capacity(batch.len());
-                for call in batch {
-                    answers.extend(self.call_one(&cx, call).await);
-                }
+                let calls = batch.into_iter().map(|call| self.call_one(&cx, call));
+                let answers: Vec<Value> = bounded(calls, self.batch_concurrency)
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect();
                 (!answers.is_empty()).then_some(Value::Array(answers))
             }
             Ok(call) => self.call_one(&cx, call).await,
@@ -253,6 +295,43 @@ impl JsonRpcServer {
             ),
         })
     }
+}
+
+/// Runs `futures` with at most `n` in flight, on this task; their outputs in their order.
+async fn bounded<F: Future>(futures: impl Iterator<Item = F>, n: usize) -> Vec<F::Output> {
+    let mut waiting = futures.enumerate();
+    let mut running: Vec<(usize, Pin<Box<F>>)> = Vec::with_capacity(n);
+    let mut done: Vec<Option<F::Output>> = Vec::new();
+    std::future::poll_fn(|task| {
+        loop {
+            while running.len() < n {
+                let Some((i, future)) = waiting.next() else {
+                    break;
+                };
+                done.push(None);
+                running.push((i, Box::pin(future)));
+            }
+            // Filling stops only when nothing waits: nothing running is everything done.
+            if running.is_empty() {
+                return Poll::Ready(());
+            }
+            let before = running.len();
+            running.retain_mut(|(i, future)| match future.as_mut().poll(task) {
+                Poll::Ready(output) => {
+                    done[*i] = Some(output);
+                    false
+                }
+                Poll::Pending => true,
+            });
+            // None finished: every running future will wake this task. Some did: start the
+            // next ones before waiting.
+            if running.len() == before {
+                return Poll::Pending;
+            }
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
 }
 
 fn invalid_request(id: Value, why: &str) -> Value {
