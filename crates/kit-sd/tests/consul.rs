@@ -10,15 +10,13 @@ mod consul_server;
 #[path = "support/watch.rs"]
 mod watch;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use consul_server::{Check, Consul, Entry, Mode};
-use kit_core::{BoxEndpoint, Endpointer as _, Error, ErrorKind, endpoint_fn};
+use kit_core::{Endpointer as _, ErrorKind};
 use kit_sd::consul::{ConsulInstancer, ConsulOptions, ConsulRegistrar, ServiceRegistration};
 use kit_sd::{Endpointer, EndpointerOptions, Instancer, Registrar};
-use watch::{Captured, converges, set, thread_cpu};
+use watch::{Captured, Made, converges, set, thread_cpu};
 
 const SERVICE: &str = "addsvc";
 
@@ -200,18 +198,10 @@ async fn an_agent_outage_is_ridden_out_on_the_last_good_set_without_spinning() {
         ConsulOptions::new().logger(log.logger()),
     )
     .unwrap();
-    let made = Arc::new(AtomicUsize::new(0));
-    let counted = made.clone();
+    let made = Made::default();
     let endpointer = Endpointer::new(
         &instancer,
-        move |instance: &str| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            let instance = instance.to_owned();
-            Ok(BoxEndpoint::new(endpoint_fn(move |_cx, ()| {
-                let instance = instance.clone();
-                async move { Ok::<_, Error>(instance) }
-            })))
-        },
+        made.factory(),
         EndpointerOptions::new().invalidate_on_error(Some(Duration::from_secs(30))),
     );
     converges(
@@ -256,7 +246,7 @@ async fn an_agent_outage_is_ridden_out_on_the_last_good_set_without_spinning() {
     eprintln!("converged {took:?} after the agent came back");
     assert_eq!(endpointer.endpoints().unwrap().len(), 2);
     // a, b and c were each made once: b kept its endpoint through the outage.
-    assert_eq!(made.load(Ordering::SeqCst), 3);
+    assert_eq!(made.count(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use etcd_server::Etcd;
-use kit_core::{BoxEndpoint, Endpointer as _, Error, endpoint_fn};
+use kit_core::Endpointer as _;
 use kit_sd::etcd::{EtcdInstancer, EtcdOptions, EtcdRegistrar};
 use kit_sd::{Endpointer, EndpointerOptions, Instancer, Registrar};
-use watch::{Captured, converges, set, thread_cpu};
+use watch::{Captured, Made, converges, set, thread_cpu};
 
 const PREFIX: &str = "/services/addsvc/";
 
@@ -73,18 +73,10 @@ async fn an_etcd_restart_is_ridden_out_on_the_last_good_set_without_spinning() {
         .await
         .unwrap();
     let instancer = EtcdInstancer::new(etcd.endpoints(), PREFIX, EtcdOptions::new());
-    let made = Arc::new(AtomicUsize::new(0));
-    let counted = made.clone();
+    let made = Made::default();
     let endpointer = Endpointer::new(
         &instancer,
-        move |instance: &str| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            let instance = instance.to_owned();
-            Ok(BoxEndpoint::new(endpoint_fn(move |_cx, ()| {
-                let instance = instance.clone();
-                async move { Ok::<_, Error>(instance) }
-            })))
-        },
+        made.factory(),
         EndpointerOptions::new().invalidate_on_error(Some(Duration::from_secs(30))),
     );
     converges(
@@ -126,7 +118,7 @@ async fn an_etcd_restart_is_ridden_out_on_the_last_good_set_without_spinning() {
     eprintln!("converged {took:?} after etcd came back");
     assert_eq!(endpointer.endpoints().unwrap().len(), 2);
     // a, b and c were each made once: b kept its endpoint through the outage.
-    assert_eq!(made.load(Ordering::SeqCst), 3);
+    assert_eq!(made.count(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,18 +139,8 @@ async fn a_thousand_instances_are_seen_at_once_and_one_change_remakes_one_endpoi
     }
     let start = Instant::now();
     let instancer = EtcdInstancer::new(etcd.endpoints(), PREFIX, EtcdOptions::new());
-    let made = Arc::new(AtomicUsize::new(0));
-    let counted = made.clone();
-    let endpointer = Endpointer::new(
-        &instancer,
-        move |_: &str| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            Ok(BoxEndpoint::new(endpoint_fn(|_cx, ()| async {
-                Ok::<_, Error>(())
-            })))
-        },
-        EndpointerOptions::new(),
-    );
+    let made = Made::default();
+    let endpointer = Endpointer::new(&instancer, made.factory(), EndpointerOptions::new());
     while endpointer.endpoints().map_or(0, |e| e.len()) < 1000 {
         assert!(
             start.elapsed() < Duration::from_secs(2),
@@ -167,7 +149,7 @@ async fn a_thousand_instances_are_seen_at_once_and_one_change_remakes_one_endpoi
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eprintln!("1,000 instances seen in {:?}", start.elapsed());
-    assert_eq!(made.load(Ordering::SeqCst), 1000);
+    assert_eq!(made.count(), 1000);
     // One instance moves: one endpoint is made, the other 999 are kept.
     client
         .put(format!("{PREFIX}0500"), "10.9.9.9:8081", None)
@@ -179,7 +161,7 @@ async fn a_thousand_instances_are_seen_at_once_and_one_change_remakes_one_endpoi
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(made.load(Ordering::SeqCst), 1001);
+    assert_eq!(made.count(), 1001);
     assert_eq!(endpointer.endpoints().unwrap().len(), 1000);
 }
 

@@ -9,14 +9,12 @@ mod watch;
 #[path = "support/zookeeper.rs"]
 mod zk_server;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use kit_core::{BoxEndpoint, Endpointer as _, Error, endpoint_fn};
+use kit_core::Endpointer as _;
 use kit_sd::zookeeper::{ZkInstancer, ZkOptions, ZkRegistrar};
 use kit_sd::{Endpointer, EndpointerOptions, Instancer, Registrar};
-use watch::{Captured, converges, set, thread_cpu};
+use watch::{Captured, Made, converges, set, thread_cpu};
 use zk_server::ZooKeeper;
 use zookeeper_client::{Acls, CreateMode};
 
@@ -96,18 +94,10 @@ async fn a_zookeeper_restart_is_ridden_out_on_the_last_good_set_without_spinning
     let registered = ZkRegistrar::new(zk.servers(), PATH, "127.0.0.1:9005", ZkOptions::new());
     registered.register().await.unwrap();
     let instancer = ZkInstancer::new(zk.servers(), PATH, ZkOptions::new());
-    let made = Arc::new(AtomicUsize::new(0));
-    let counted = made.clone();
+    let made = Made::default();
     let endpointer = Endpointer::new(
         &instancer,
-        move |instance: &str| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            let instance = instance.to_owned();
-            Ok(BoxEndpoint::new(endpoint_fn(move |_cx, ()| {
-                let instance = instance.clone();
-                async move { Ok::<_, Error>(instance) }
-            })))
-        },
+        made.factory(),
         EndpointerOptions::new().invalidate_on_error(Some(Duration::from_secs(30))),
     );
     let before = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9005"];
@@ -143,7 +133,7 @@ async fn a_zookeeper_restart_is_ridden_out_on_the_last_good_set_without_spinning
     assert_eq!(endpointer.endpoints().unwrap().len(), 3);
     // a, b, the registration and c were each made once: b and the registration kept their
     // endpoints through the outage.
-    assert_eq!(made.load(Ordering::SeqCst), 4);
+    assert_eq!(made.count(), 4);
     // And the registration is still the node of its first session.
     assert_eq!(client.list_children(PATH).await.unwrap().len(), 3);
 }

@@ -97,7 +97,8 @@ pub fn concat_request(value: Value) -> Result<ConcatRequest, Error> {
     })
 }
 
-fn json_body(request: &Request<Bytes>) -> Result<Value, Error> {
+/// A request body as JSON, or an invalid-argument error saying why not.
+pub fn json_body(request: &Request<Bytes>) -> Result<Value, Error> {
     serde_json::from_slice(request.body())
         .map_err(|err| Error::invalid_argument(format!("the body is not JSON: {err}")))
 }

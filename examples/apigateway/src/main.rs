@@ -22,7 +22,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use addsvc::flags::{self, Flag};
-use addsvc::transport::{ClientOptions, Transport, concat_request, http_options, instance_clients};
+use addsvc::transport::{
+    ClientOptions, Transport, concat_request, http_options, instance_clients, json_body,
+};
 use bytes::Bytes;
 use http::{Method, Request};
 use kit_client::balance::{Balanced, P2c};
@@ -302,11 +304,6 @@ impl Routes {
             None => http_options(),
         }
     }
-}
-
-fn json_body(request: &Request<Bytes>) -> Result<Value, Error> {
-    serde_json::from_slice(request.body())
-        .map_err(|err| Error::invalid_argument(format!("the body is not JSON: {err}")))
 }
 
 /// A stringsvc instance's method, JSON in and out, as the gateway passes it on.

@@ -4,9 +4,11 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kit_core::{BoxEndpoint, Error, endpoint_fn};
 use kit_log::{Logfmt, Logger};
 use kit_sd::Instancer;
 use slog::Drain;
@@ -88,5 +90,32 @@ impl Write for Captured {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Endpoints made per instance, counted: the factory an `Endpointer` gets in the tests (each
+/// endpoint answers its instance's address), and how many times it ran.
+#[derive(Clone, Default)]
+pub(crate) struct Made(Arc<AtomicUsize>);
+
+impl Made {
+    /// How many endpoints the factory has made.
+    pub(crate) fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// The counting factory.
+    pub(crate) fn factory(
+        &self,
+    ) -> impl Fn(&str) -> Result<BoxEndpoint<(), String>, Error> + Send + Sync + 'static {
+        let made = self.0.clone();
+        move |instance: &str| {
+            made.fetch_add(1, Ordering::SeqCst);
+            let instance = instance.to_owned();
+            Ok(BoxEndpoint::new(endpoint_fn(move |_cx, ()| {
+                let instance = instance.clone();
+                async move { Ok::<_, Error>(instance) }
+            })))
+        }
     }
 }
