@@ -217,6 +217,24 @@ async fn parse_errors_invalid_params_and_endpoint_errors_get_their_codes() {
     )
     .await;
     assert_eq!(answer.unwrap()["error"]["code"], -32600);
+    // go-kit's client sends an empty version: accepted; no version, or a number, is not.
+    let (_, answer) = rpc(
+        &running,
+        r#"{"jsonrpc":"","method":"divide","params":[4,2],"id":0}"#,
+    )
+    .await;
+    assert_eq!(
+        answer.unwrap(),
+        json!({"jsonrpc": "2.0", "result": 2, "id": 0})
+    );
+    for refused in [
+        r#"{"method":"divide","params":[4,2],"id":7}"#,
+        r#"{"jsonrpc":2.0,"method":"divide","params":[4,2],"id":7}"#,
+        r#"{"jsonrpc":" ","method":"divide","params":[4,2],"id":7}"#,
+    ] {
+        let (_, answer) = rpc(&running, refused).await;
+        assert_eq!(answer.unwrap()["error"]["code"], -32600, "{refused}");
+    }
     let (_, answer) = rpc(
         &running,
         r#"{"jsonrpc":"2.0","method":"divide","params":[4,2],"id":{"a":1}}"#,
@@ -276,12 +294,21 @@ async fn client_ids_count_up_and_a_mismatched_id_is_an_error() {
             async move {
                 let id = request["id"].clone();
                 ids.lock().unwrap().push(id.clone());
+                // go-kit's server answers every error with a null id.
+                if request["params"] == json!(["null-id error"]) {
+                    return Ok::<_, Error>(
+                        json!({"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method m was not found."}, "id": null}),
+                    );
+                }
+                if request["params"] == json!(["null-id result"]) {
+                    return Ok(json!({"jsonrpc": "2.0", "result": "ok", "id": null}));
+                }
                 let answer_id = if request["params"] == json!(["wrong"]) {
                     json!(999)
                 } else {
                     id
                 };
-                Ok::<_, Error>(json!({"jsonrpc": "2.0", "result": "ok", "id": answer_id}))
+                Ok(json!({"jsonrpc": "2.0", "result": "ok", "id": answer_id}))
             }
         })
     };
@@ -301,7 +328,25 @@ async fn client_ids_count_up_and_a_mismatched_id_is_an_error() {
     assert_eq!(clone.call(Context::new(), ["b"]).await.unwrap(), "ok");
     let err = client.call(Context::new(), ["wrong"]).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Internal);
-    assert_eq!(*ids.lock().unwrap(), [json!(1), json!(2), json!(3)]);
+    // An error with a null id is the server's answer; a result with one is not ours.
+    let err = client
+        .call(Context::new(), ["null-id error"])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind(), err.message()),
+        (ErrorKind::Unimplemented, "Method m was not found.")
+    );
+    let err = client
+        .call(Context::new(), ["null-id result"])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    assert!(err.message().contains("does not match"), "{err}");
+    assert_eq!(
+        *ids.lock().unwrap(),
+        [json!(1), json!(2), json!(3), json!(4), json!(5)]
+    );
     running.stop().await.unwrap();
 }
 

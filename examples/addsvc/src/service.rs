@@ -16,16 +16,22 @@ pub mod errors {
     pub const MAX_SIZE_EXCEEDED: &str = "result exceeds maximum size";
 }
 
-/// `a + b`, refusing two zeroes and results outside `i32` (go-kit keeps the 32-bit bound of
-/// its original implementation).
+/// `a + b`, refusing two zeroes and sums that would leave `i32`, by go-kit's exact rule: the
+/// check is on `b` against the bound (`a > MAX - b` for positive `b`, `a < MIN - b` for
+/// negative), so with `b == 0` any `a` passes, even one outside `i32` (go-kit's service answers
+/// `3000000000 + 0 = 3000000000`; so does this one, as the interop tests check).
 pub fn sum(a: i64, b: i64) -> Result<i64, Error> {
+    const MAX: i64 = i32::MAX as i64;
+    const MIN: i64 = i32::MIN as i64;
     if a == 0 && b == 0 {
         return Err(Error::business(errors::TWO_ZEROES));
     }
-    match a.checked_add(b) {
-        Some(v) if i32::try_from(v).is_ok() => Ok(v),
-        _ => Err(Error::business(errors::INT_OVERFLOW)),
+    // Neither bound can overflow an i64 (|MIN|, MAX < 2^31), and past the check neither can
+    // a + b: it lies within [MIN, MAX], or b == 0.
+    if (b > 0 && a > MAX - b) || (b < 0 && a < MIN - b) {
+        return Err(Error::business(errors::INT_OVERFLOW));
     }
+    Ok(a + b)
 }
 
 /// `a` followed by `b`, refusing results over [`MAX_CONCAT_LEN`] bytes.
@@ -147,6 +153,19 @@ mod tests {
             sum(i64::MAX, 1).unwrap_err().message(),
             errors::INT_OVERFLOW
         );
+        // go-kit's rule checks against b: with b == 0, any a passes; extreme operands never
+        // overflow the check itself.
+        assert_eq!(sum(3_000_000_000, 0).unwrap(), 3_000_000_000);
+        assert_eq!(sum(i64::MIN, 0).unwrap(), i64::MIN);
+        assert_eq!(sum(3_000_000_000, -1_000_000_000).unwrap(), 2_000_000_000);
+        for (a, b) in [
+            (0, i64::MAX),
+            (0, i64::MIN),
+            (i64::MIN, i64::MIN),
+            (i64::MAX, i64::MAX),
+        ] {
+            assert_eq!(sum(a, b).unwrap_err().message(), errors::INT_OVERFLOW);
+        }
         assert_eq!(concat("a", "b").unwrap(), "ab");
         assert_eq!(concat("12345", "67890").unwrap(), "1234567890");
         assert_eq!(

@@ -9,9 +9,9 @@ use kit_client::breaker::Breaker;
 use kit_client::limit::RateLimit;
 use kit_client::retry::Retry;
 use kit_core::{BoxEndpoint, Context, Endpoint, Error, ErrorKind, FixedEndpointer, Middleware};
-use kit_trace::Propagation;
 use kit_trace::grpc::GrpcServerTracing;
 use kit_trace::http::HttpServerTracing;
+use kit_trace::{EndpointTracing, Propagation};
 use kit_transport_http::jsonrpc::{JsonRpcClient, JsonRpcServer, encode_result};
 use kit_transport_http::{Router, Server, ServerOptions, json};
 use opentelemetry_sdk::trace::SdkTracer;
@@ -291,30 +291,41 @@ pub struct ClientOptions {
     pub rate_limit: Option<NonZeroU32>,
     /// A circuit breaker on each instance.
     pub breaker: bool,
+    /// Traces each call: a CLIENT span per attempt, whose context goes out in B3 and W3C
+    /// headers (HTTP and gRPC), under the caller's span (none: no spans).
+    pub tracer: Option<SdkTracer>,
 }
 
 impl Default for ClientOptions {
-    /// Three attempts, a breaker per instance, no rate limit.
+    /// Three attempts, a breaker per instance, no rate limit, no tracing.
     fn default() -> Self {
         ClientOptions {
             attempts: 3,
             rate_limit: None,
             breaker: true,
+            tracer: None,
         }
     }
 }
 
 impl ClientOptions {
-    /// One instance's endpoint, behind its own breaker.
-    pub fn instance<Req, Resp, E>(&self, endpoint: E) -> BoxEndpoint<Req, Resp>
+    /// One instance's endpoint of the method `name`: a CLIENT span per call when tracing,
+    /// behind the instance's own breaker.
+    pub fn instance<Req, Resp, E>(&self, name: &'static str, endpoint: E) -> BoxEndpoint<Req, Resp>
     where
         E: Endpoint<Req, Response = Resp>,
         Req: Send + 'static,
         Resp: Send + 'static,
     {
+        let endpoint = match &self.tracer {
+            Some(tracer) => {
+                BoxEndpoint::new(EndpointTracing::client(tracer.clone(), name).wrap(endpoint))
+            }
+            None => BoxEndpoint::new(endpoint),
+        };
         match self.breaker {
             true => BoxEndpoint::new(Breaker::new().wrap(endpoint)),
-            false => BoxEndpoint::new(endpoint),
+            false => endpoint,
         }
     }
 
@@ -367,6 +378,30 @@ fn reply_json(response: &Response<Bytes>) -> Result<Value, Error> {
         .map_err(|err| Error::internal(format!("the reply is not JSON: {err}")))
 }
 
+/// A 400 carrying one of the rules' messages is that business error (go-kit addsvc answers
+/// only its business errors 400; this addsvc also answers undecodable requests 400, with other
+/// messages): the kind a caller, its breaker and its retries then see.
+fn business_of_400(err: Error) -> Error {
+    use crate::service::errors::{INT_OVERFLOW, MAX_SIZE_EXCEEDED, TWO_ZEROES};
+    let message = err.message();
+    match err.http_status() == 400
+        && [TWO_ZEROES, INT_OVERFLOW, MAX_SIZE_EXCEEDED].contains(&message)
+    {
+        true => Error::business(message.to_owned()),
+        false => err,
+    }
+}
+
+/// An HTTP client endpoint of addsvc's, its business errors read by [`business_of_400`].
+fn http_client<Req: Send + 'static, Resp: Send + 'static>(
+    client: kit_transport_http::Client<Req, Resp>,
+) -> BoxEndpoint<Req, Resp> {
+    BoxEndpoint::new(kit_core::endpoint_fn(move |cx, request| {
+        let client = client.clone();
+        async move { client.call(cx, request).await.map_err(business_of_400) }
+    }))
+}
+
 /// The transport a client speaks to addsvc.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
@@ -403,7 +438,7 @@ pub fn instance_clients(transport: Transport, addr: &str) -> Result<InstanceClie
                 Ok(())
             };
             (
-                BoxEndpoint::new(
+                http_client(
                     kit_transport_http::Client::new(
                         Method::POST,
                         uri(addr, "/sum")?,
@@ -412,7 +447,7 @@ pub fn instance_clients(transport: Transport, addr: &str) -> Result<InstanceClie
                     )
                     .before(kit_trace::http::inject(Propagation::default())),
                 ),
-                BoxEndpoint::new(
+                http_client(
                     kit_transport_http::Client::new(
                         Method::POST,
                         uri(addr, "/concat")?,
@@ -487,13 +522,20 @@ impl AddClient {
         let (mut sums, mut concats) = (Vec::new(), Vec::new());
         for addr in addrs {
             let clients = instance_clients(transport, addr)?;
-            sums.push(options.instance(clients.sum));
-            concats.push(options.instance(clients.concat));
+            sums.push(options.instance("sum", clients.sum));
+            concats.push(options.instance("concat", clients.concat));
         }
-        Ok(AddClient {
-            sum: options.balanced(FixedEndpointer::new(sums)),
-            concat: options.balanced(FixedEndpointer::new(concats)),
-        })
+        let sum = options.balanced(FixedEndpointer::new(sums));
+        let concat = options.balanced(FixedEndpointer::new(concats));
+        // Tracing: one span per call, over its attempts' CLIENT spans.
+        let (sum, concat) = match &options.tracer {
+            Some(tracer) => (
+                BoxEndpoint::new(EndpointTracing::new(tracer.clone(), "sum").wrap(sum)),
+                BoxEndpoint::new(EndpointTracing::new(tracer.clone(), "concat").wrap(concat)),
+            ),
+            None => (sum, concat),
+        };
+        Ok(AddClient { sum, concat })
     }
 
     /// Sums `a` and `b` on the server.

@@ -269,18 +269,9 @@ impl Routes {
         Req: Clone + Send + 'static,
         Resp: Send + 'static,
     {
-        let (client, tracer) = (self.client.clone(), self.tracer.clone());
+        let client = self.client.clone();
         // Per instance: its client, a CLIENT span per attempt when tracing, its own breaker.
-        let factory = move |instance: &str| {
-            let endpoint = make(instance)?;
-            let endpoint = match &tracer {
-                Some(tracer) => {
-                    BoxEndpoint::new(EndpointTracing::client(tracer.clone(), name).wrap(endpoint))
-                }
-                None => endpoint,
-            };
-            Ok(client.instance(endpoint))
-        };
+        let factory = move |instance: &str| Ok(client.instance(name, make(instance)?));
         let endpointer = Endpointer::new(
             instances,
             factory,
@@ -362,6 +353,7 @@ async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         timeout: config.timeout,
         client: ClientOptions {
             attempts: config.attempts,
+            tracer: tracing.as_ref().map(|t| t.provider().tracer("apigateway")),
             ..ClientOptions::default()
         },
     };

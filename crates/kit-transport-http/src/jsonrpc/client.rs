@@ -128,7 +128,10 @@ impl<Req: Send + 'static, Resp: Send + 'static> Endpoint<Req> for JsonRpcClient<
             request["params"] = params;
         }
         let response = self.http.call(cx.clone(), request).await?;
-        if response.id != json!(id) {
+        // An error may come with a null id: the specification's answer when the server could
+        // not read the id, and what go-kit's server sends with every error.
+        let null_id_error = response.id.is_null() && response.error.is_some();
+        if response.id != json!(id) && !null_id_error {
             return Err(Error::internal(format!(
                 "JSON-RPC response id {} does not match request id {id}",
                 response.id

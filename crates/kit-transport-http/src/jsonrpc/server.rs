@@ -259,7 +259,12 @@ impl JsonRpcServer {
                 ));
             }
         };
-        if call.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        // go-kit's JSON-RPC client (every release to date) sends `"jsonrpc": ""`, and go-kit's
+        // server ignores the member: its deployed clients are accepted, nothing else is.
+        if !matches!(
+            call.get("jsonrpc").and_then(Value::as_str),
+            Some("2.0" | "")
+        ) {
             return Some(invalid_request(answer_id, "jsonrpc must be \"2.0\""));
         }
         let Some(Value::String(name)) = call.remove("method") else {

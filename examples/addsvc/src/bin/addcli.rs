@@ -13,6 +13,7 @@ use std::time::Duration;
 use addsvc::flags::{self, Flag};
 use addsvc::transport::{AddClient, ClientOptions, Transport};
 use kit_core::Context;
+use opentelemetry::trace::TracerProvider;
 
 const FLAGS: &[Flag] = &[
     Flag::new("http-addr", "", "HTTP addresses of addsvc, comma-separated"),
@@ -39,6 +40,11 @@ const FLAGS: &[Flag] = &[
         "a circuit breaker on each instance: true or false",
     ),
     Flag::new("rate-limit", "0", "calls per second at most (0: no limit)"),
+    Flag::new(
+        "zipkin-url",
+        "",
+        "Zipkin collector URL, e.g. http://localhost:9411/api/v2/spans (none: no tracing)",
+    ),
 ];
 
 async fn run() -> Result<String, String> {
@@ -82,8 +88,38 @@ async fn run() -> Result<String, String> {
             Ok(n) => NonZeroU32::new(n),
             Err(_) => return Err("-rate-limit: a number of calls per second".into()),
         },
+        tracer: None,
+    };
+    // go-kit addcli's -zipkin-url: each call a trace, its attempts CLIENT spans whose context
+    // goes out in B3 headers.
+    let tracing = match parsed.get("zipkin-url") {
+        "" => None,
+        url => Some(kit_trace::Tracing::zipkin(
+            "addcli",
+            url.parse::<http::Uri>()
+                .ok()
+                .filter(|u| u.scheme_str() == Some("http") && u.host().is_some())
+                .ok_or_else(|| format!("-zipkin-url: {url:?} is not an http:// URL"))?,
+            1.0,
+        )),
+    };
+    let options = ClientOptions {
+        tracer: tracing.as_ref().map(|t| t.provider().tracer("addcli")),
+        ..options
     };
     let client = AddClient::new(*transport, &addrs, &options).map_err(|err| err.to_string())?;
+    let result = call(&parsed, &client).await;
+    if let Some(tracing) = tracing {
+        // The call's spans go to the collector before the process ends.
+        if let Err(err) = tracing.shutdown().await {
+            eprintln!("addcli: flushing spans: {err}");
+        }
+    }
+    result
+}
+
+/// The call the positional arguments ask for, as the line addcli prints.
+async fn call(parsed: &flags::Parsed, client: &AddClient) -> Result<String, String> {
     let [a, b] = parsed.positional.as_slice() else {
         return Err(format!(
             "two arguments, A and B: got {}",

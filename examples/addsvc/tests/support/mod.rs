@@ -2,6 +2,8 @@
 //! shared by the end-to-end tests.
 #![allow(dead_code)]
 
+pub(crate) mod gokit;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -53,14 +55,22 @@ fn listening(line: &str) -> Option<(String, SocketAddr)> {
 
 /// Starts the addsvc binary at `path` on free loopback ports, with `extra` flags.
 pub(crate) fn start_bin(path: &str, extra: &[&str]) -> Running {
-    let child = Command::new(path)
+    let mut command = Command::new(path);
+    command
         .args(["-debug.addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"])
         .args(["-grpc-addr", "127.0.0.1:0", "-jsonrpc-addr", "127.0.0.1:0"])
-        .args(extra)
+        .args(extra);
+    start_command(command, &["debug/HTTP", "HTTP", "gRPC", "JSONRPC"])
+}
+
+/// Starts `command` (an addsvc, or a peer logging listeners the same way) and waits for it to
+/// log the addresses of `transports`; a transport it does not serve has an unspecified address.
+pub(crate) fn start_command(mut command: Command, transports: &[&str]) -> Running {
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("addsvc starts");
+        .expect("the service starts");
     let mut guard = KillOnDrop(Some(child));
     let stderr = guard.0.as_mut().unwrap().stderr.take().unwrap();
     let (tx, logs) = mpsc::channel();
@@ -73,21 +83,27 @@ pub(crate) fn start_bin(path: &str, extra: &[&str]) -> Running {
         }
     });
     let mut addrs = std::collections::HashMap::new();
-    while addrs.len() < 4 {
+    while addrs.len() < transports.len() {
         let line = logs
             .recv_timeout(Duration::from_secs(20))
-            .expect("addsvc logs its four listen addresses");
+            .expect("the service logs its listen addresses");
         if let Some((transport, addr)) = listening(&line) {
             addrs.insert(transport, addr);
         }
     }
+    let addr = |transport| {
+        addrs
+            .get(transport)
+            .copied()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+    };
     Running {
         child: guard.0.take().unwrap(),
         logs,
-        debug: addrs["debug/HTTP"],
-        http: addrs["HTTP"],
-        grpc: addrs["gRPC"],
-        jsonrpc: addrs["JSONRPC"],
+        debug: addr("debug/HTTP"),
+        http: addr("HTTP"),
+        grpc: addr("gRPC"),
+        jsonrpc: addr("JSONRPC"),
     }
 }
 
