@@ -8,14 +8,15 @@
 //! go-kit answered everything with `UNKNOWN`; the call's deadline travels as `grpc-timeout`.
 //!
 //! A [`Listener`] serves tonic services with production defaults (message size limit answered
-//! with `RESOURCE_EXHAUSTED`, stream limits, keep-alive, a graceful drain with a deadline) and
-//! the standard [`Health`] service.
+//! with `RESOURCE_EXHAUSTED`, stream and connection limits, a handshake timeout, keep-alive, a
+//! graceful drain with a deadline) and the standard [`Health`] service.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod client;
 mod health;
+mod incoming;
 mod listener;
 mod server;
 mod status;

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
 
+use crate::incoming::Incoming;
 use crate::{Health, WireLayer};
 
 /// A TCP listener serving gRPC (HTTP/2 without TLS) with the defaults a service needs in
@@ -23,9 +24,19 @@ use crate::{Health, WireLayer};
 ///   per-connection concurrency limit beyond that unless one is set;
 /// - HTTP/2 keep-alive pings every 30 s, the connection closed if a ping goes unanswered for
 ///   20 s;
+/// - at most 10,000 connections open at once: at the cap, accepting waits until one closes;
+///   after an accept error that is not about one connection (out of file descriptors),
+///   accepting pauses 50 ms rather than spin;
+/// - a client must send its HTTP/2 preface within 10 s of connecting, else the connection is
+///   closed (a silent connection would otherwise stay open, and hold the drain open);
+/// - a connection whose client makes the server reset more than 1,024 streams for its errors
+///   gets GOAWAY (the "MadeYouReset" attack, CVE-2025-8671; tonic's own default is no limit);
+/// - connections live as long as they are used, unless [`max_connection_age`] is set;
 /// - on shutdown: the [`Health`] service, if one was given, turns every status to
-///   `NOT_SERVING`; the listener stops accepting; connections get GOAWAY; in-flight calls get
-///   30 s to finish.
+///   `NOT_SERVING`; the listener stops accepting; connections that have not sent their preface
+///   are closed; the others get GOAWAY; in-flight calls get 30 s to finish.
+///
+/// [`max_connection_age`]: Listener::max_connection_age
 ///
 /// ```no_run
 /// # async fn run(routes: tonic::service::Routes) -> std::io::Result<()> {
@@ -46,8 +57,15 @@ pub struct Listener {
     keep_alive_interval: Duration,
     keep_alive_timeout: Duration,
     drain_timeout: Duration,
+    max_connections: usize,
+    handshake_timeout: Duration,
+    max_connection_age: Option<Duration>,
     health: Option<Health>,
 }
+
+/// Streams a connection may make the server reset for its errors before it gets GOAWAY: hyper's
+/// default, which kit's HTTP listener keeps too.
+const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 
 impl Listener {
     /// Binds `addr`.
@@ -66,6 +84,9 @@ impl Listener {
             keep_alive_interval: Duration::from_secs(30),
             keep_alive_timeout: Duration::from_secs(20),
             drain_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            max_connection_age: None,
             health: None,
         })
     }
@@ -104,6 +125,28 @@ impl Listener {
         self
     }
 
+    /// The most connections open at once; at the cap, accepting waits until one closes.
+    /// Default 10,000.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// How long a client has to send its HTTP/2 connection preface after connecting. Default
+    /// 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Closes connections older than `age` gracefully: GOAWAY, the calls in flight finish, new
+    /// ones go to a new connection, so that load spreads again over instances added since.
+    /// Default: none.
+    pub fn max_connection_age(mut self, age: Duration) -> Self {
+        self.max_connection_age = Some(age);
+        self
+    }
+
     /// How long in-flight calls get to finish after shutdown starts. Default 30 s.
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
@@ -132,11 +175,23 @@ impl Listener {
         let mut builder = tonic::transport::Server::builder()
             .max_concurrent_streams(self.max_concurrent_streams)
             .http2_keepalive_interval(Some(self.keep_alive_interval))
-            .http2_keepalive_timeout(Some(self.keep_alive_timeout));
+            .http2_keepalive_timeout(Some(self.keep_alive_timeout))
+            .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS));
         if let Some(limit) = self.concurrency_limit_per_connection {
             builder = builder.concurrency_limit_per_connection(limit);
         }
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        if let Some(age) = self.max_connection_age {
+            // No grace: with one, tonic skips the GOAWAY and cuts the connection off at
+            // age + grace instead.
+            builder = builder.max_connection_age(age);
+        }
+        let closing = CancellationToken::new();
+        let incoming = Incoming::new(
+            self.listener,
+            self.max_connections,
+            self.handshake_timeout,
+            closing.clone(),
+        );
         let draining = Arc::new(Notify::new());
         let signal = {
             let draining = Arc::clone(&draining);
@@ -146,6 +201,7 @@ impl Listener {
                 if let Some(health) = health {
                     health.shut_down().await;
                 }
+                closing.cancel();
                 draining.notify_one();
             }
         };

@@ -1,5 +1,6 @@
 //! What a kit gRPC server does at the HTTP/2 level, beneath tonic: it refuses oversized request
-//! messages with `RESOURCE_EXHAUSTED`, and it sends the trailers that after hooks set.
+//! messages with `RESOURCE_EXHAUSTED`, answers request messages that do not decode with
+//! `INVALID_ARGUMENT` (tonic says `INTERNAL`), and sends the trailers that after hooks set.
 //!
 //! tonic answers a message over its decoding limit with `OUT_OF_RANGE`; the gRPC spec's code
 //! for "message larger than the server accepts" is `RESOURCE_EXHAUSTED`, which is what other
@@ -84,6 +85,7 @@ where
         let response = self.inner.call(request);
         Box::pin(async move {
             let mut response = response.await?;
+            invalid_argument_for_malformed_protobuf(response.headers_mut());
             if let Some(ResponseTrailers(trailers)) =
                 response.extensions_mut().remove::<ResponseTrailers>()
             {
@@ -99,6 +101,22 @@ where
             }
             Ok(response)
         })
+    }
+}
+
+/// tonic's prost codec answers a request message that does not decode with `INTERNAL`; it is
+/// the client's fault, and counted as a server failure it would page whoever runs the service
+/// and feed breakers. A trailers-only answer of that kind (how a unary or server-streaming call
+/// fails to decode its request) becomes `INVALID_ARGUMENT`, its message kept.
+fn invalid_argument_for_malformed_protobuf(headers: &mut HeaderMap) {
+    // grpc-message is percent-encoded: "failed to decode Protobuf message: ...".
+    const DECODE_FAILED: &[u8] = b"failed%20to%20decode%20Protobuf%20message";
+    let internal = headers.get("grpc-status").map(|v| v.as_bytes()) == Some(b"13");
+    let decode_failed = headers
+        .get("grpc-message")
+        .is_some_and(|m| m.as_bytes().starts_with(DECODE_FAILED));
+    if internal && decode_failed {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
     }
 }
 

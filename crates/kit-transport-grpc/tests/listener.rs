@@ -103,8 +103,13 @@ async fn bad_input_sent_raw_gets_an_error_status_and_the_server_keeps_serving() 
     let garbage = [0xff, 0xff, 0xff, 0xff, 0xff];
     let truncated = &say_frame("hello")[..9];
     let cases: Vec<(&str, Vec<u8>, Code)> = vec![
-        // Not protobuf: a field header with an invalid wire type.
-        ("malformed protobuf", frame(0, 5, &garbage), Code::Internal),
+        // Not protobuf: a field header with an invalid wire type. The client's fault (tonic
+        // says INTERNAL).
+        (
+            "malformed protobuf",
+            frame(0, 5, &garbage),
+            Code::InvalidArgument,
+        ),
         // The length prefix promises more than the stream carries.
         ("truncated message", truncated.to_vec(), Code::Internal),
         ("truncated prefix", vec![0, 0, 0], Code::Internal),
