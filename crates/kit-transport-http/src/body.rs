@@ -6,6 +6,7 @@ use http_body::Body as HttpBody;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use kit_core::Error;
+use std::time::Duration;
 
 /// The body of every response a [`Server`](crate::Server) or [`Router`](crate::Router) writes:
 /// the encoded bytes, whole.
@@ -29,8 +30,25 @@ where
 }
 
 /// Reads `body` whole, failing with 413 once it is over `limit` bytes (at once if its declared
-/// length says so) and with 400 if the peer broke off.
-pub(crate) async fn read_limited(mut body: AnyBody, limit: usize) -> Result<Bytes, Error> {
+/// length says so), with 408 if it has not all come within `timeout` (a client sending a byte
+/// a minute would otherwise hold the request, its memory and the drain for ever), and with 400
+/// if the peer broke off.
+pub(crate) async fn read_limited(
+    body: AnyBody,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Error> {
+    tokio::time::timeout(timeout, read_within_limit(body, limit))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::invalid_argument(format!(
+                "the request body did not arrive within {timeout:?}"
+            ))
+            .with_http_status(408))
+        })
+}
+
+async fn read_within_limit(mut body: AnyBody, limit: usize) -> Result<Bytes, Error> {
     let too_large = || {
         Error::invalid_argument(format!(
             "request body is larger than the limit of {limit} bytes"

@@ -49,6 +49,7 @@
 
 mod body;
 mod client;
+mod deadlines;
 mod drain;
 mod error;
 pub mod json;

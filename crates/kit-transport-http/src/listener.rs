@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,8 +14,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use crate::body::BoxError;
+use crate::deadlines::Deadlines;
 use crate::drain::Drain;
 use crate::request::{CONNECTION_PEER, RemoteAddr};
 
@@ -23,12 +26,18 @@ use crate::request::{CONNECTION_PEER, RemoteAddr};
 /// prior knowledge) on the same port.
 ///
 /// Defaults, each with a setter: a client must finish a request's headers within 10 s of
-/// connecting or of its previous request (else the connection is closed); keep-alive on; at
-/// most 64 KiB of request headers; on shutdown, in-flight requests get 30 s to finish.
+/// connecting or of its previous request (else the connection is closed), and the same 10 s
+/// bound its first bytes (a TLS handshake, an HTTP/2 preface); a response the client does not
+/// read for 30 s is abandoned and its connection closed; at most 10,000 connections at once
+/// (at the cap, accepting waits until one closes); keep-alive on; at most 64 KiB of request
+/// headers; on shutdown, in-flight requests get 30 s to finish. Request bodies are timed by
+/// the servers that read them ([`ServerOptions::body_read_timeout`](crate::ServerOptions::body_read_timeout)).
 pub struct Listener {
     listener: TcpListener,
     local_addr: SocketAddr,
     header_read_timeout: Duration,
+    write_timeout: Duration,
+    max_connections: usize,
     keep_alive: bool,
     max_header_bytes: usize,
     drain_timeout: Duration,
@@ -41,6 +50,8 @@ impl std::fmt::Debug for Listener {
         let mut d = f.debug_struct("Listener");
         d.field("local_addr", &self.local_addr)
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("max_connections", &self.max_connections)
             .field("keep_alive", &self.keep_alive)
             .field("max_header_bytes", &self.max_header_bytes)
             .field("drain_timeout", &self.drain_timeout);
@@ -62,6 +73,8 @@ impl Listener {
             local_addr: listener.local_addr()?,
             listener,
             header_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
             keep_alive: true,
             max_header_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(30),
@@ -90,6 +103,20 @@ impl Listener {
     /// How long a client has to send a request's headers. Default 10 s.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a response may wait for the client to read any of it; then the connection is
+    /// closed. Default 30 s.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// The most connections open at once; at the cap, accepting waits until one closes (new
+    /// clients wait in the kernel's backlog). Default 10,000.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
         self
     }
 
@@ -148,8 +175,13 @@ impl Listener {
     {
         let builder = self.builder();
         let drain = Drain::default();
+        let places = Arc::new(Semaphore::new(self.max_connections));
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
+            let place = tokio::select! {
+                () = &mut shutdown => break,
+                place = Arc::clone(&places).acquire_owned() => place.expect("never closed"),
+            };
             let (stream, peer) = tokio::select! {
                 () = &mut shutdown => break,
                 accepted = self.listener.accept() => match accepted {
@@ -178,12 +210,14 @@ impl Listener {
                         service.call(request).await
                     }
                 });
-            let header_read_timeout = self.header_read_timeout;
+            let (header_read_timeout, write_timeout) =
+                (self.header_read_timeout, self.write_timeout);
             let builder = builder.clone();
             let tracked = drain.track();
             #[cfg(feature = "tls")]
             let tls = self.tls.clone();
             tokio::spawn(CONNECTION_PEER.scope(peer, async move {
+                let _place = place;
                 // hyper's header timeout starts once it knows the protocol; a client that sends
                 // nothing at all is dropped here.
                 // A connection that has sent nothing yet when the drain starts has nothing in
@@ -200,12 +234,14 @@ impl Listener {
                     let handshake =
                         tokio::time::timeout(header_read_timeout, acceptor.accept(stream));
                     if let Ok(Ok(stream)) = handshake.await {
+                        let stream = Deadlines::new(stream, header_read_timeout, write_timeout);
                         let connection =
                             builder.serve_connection(TokioIo::new(stream), hyper_service);
                         tracked.serve(connection.into_owned()).await;
                     }
                     return;
                 }
+                let stream = Deadlines::new(stream, header_read_timeout, write_timeout);
                 let connection = builder.serve_connection(TokioIo::new(stream), hyper_service);
                 tracked.serve(connection.into_owned()).await;
             }));

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, request::Parts};
@@ -38,7 +39,10 @@ pub struct Finished {
 }
 
 /// The body limit unless set: 1 MiB.
-const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+pub(crate) const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// The body read timeout unless set: 30 s.
+pub(crate) const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 struct Options {
@@ -48,11 +52,12 @@ struct Options {
     error_handlers: Vec<ErrorHandler>,
     finalizers: Vec<Finalizer>,
     body_limit: usize,
+    body_read_timeout: Duration,
 }
 
 /// A server's hooks and limits, shareable between the servers of a service (clone it, or pass
 /// it to each with [`Server::options`]). Defaults: no hooks, the JSON
-/// [`encode_error`](crate::encode_error), a 1 MiB body limit.
+/// [`encode_error`](crate::encode_error), a 1 MiB body limit, 30 s to read the body.
 #[derive(Clone)]
 pub struct ServerOptions {
     inner: Arc<Options>,
@@ -68,6 +73,7 @@ impl Default for ServerOptions {
                 error_handlers: Vec::new(),
                 finalizers: Vec::new(),
                 body_limit: DEFAULT_BODY_LIMIT,
+                body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             }),
         }
     }
@@ -123,6 +129,11 @@ impl ServerOptions {
     pub fn body_limit(self, bytes: usize) -> Self {
         self.edit(|o| o.body_limit = bytes)
     }
+
+    /// How long the whole request body may take to arrive; a slower one gets 408. Default 30 s.
+    pub fn body_read_timeout(self, timeout: Duration) -> Self {
+        self.edit(|o| o.body_read_timeout = timeout)
+    }
 }
 
 impl fmt::Debug for ServerOptions {
@@ -134,6 +145,7 @@ impl fmt::Debug for ServerOptions {
             .field("error_handlers", &o.error_handlers.len())
             .field("finalizers", &o.finalizers.len())
             .field("body_limit", &o.body_limit)
+            .field("body_read_timeout", &o.body_read_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -225,7 +237,8 @@ where
         }
         // The request's head moves into the context once the decoder is done with it: the
         // endpoint, the hooks after it and the finalizer read it there, and nothing is cloned.
-        let decoded = match read_limited(body, options.body_limit).await {
+        let decoded = match read_limited(body, options.body_limit, options.body_read_timeout).await
+        {
             Ok(body) => {
                 let request = Request::from_parts(parts, body);
                 let decoded = (self.decode)(&cx, &request);

@@ -160,3 +160,119 @@ async fn idle_and_silent_connections_do_not_hold_up_the_drain() {
     assert!(closed_by_server(idle).await.is_empty());
     assert!(closed_by_server(silent).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_partial_http2_preface_is_closed_after_the_header_timeout() {
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .header_read_timeout(Duration::from_millis(300));
+    let running = Running::start(listener, slow_router(Duration::ZERO, Arc::default())).await;
+    // hyper learns the protocol from the first 24 bytes and has no timeout until it has.
+    let mut partial = TcpStream::connect(running.addr).await.unwrap();
+    partial.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    assert!(closed_by_server(partial).await.is_empty());
+    let ok = post(running.addr, "/slow", "application/json", "3").await;
+    assert_eq!(ok.body, "3");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_accepting_waits_until_one_closes() {
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .max_connections(1);
+    let running = Running::start(listener, slow_router(Duration::ZERO, Arc::default())).await;
+    // A connection that sends nothing holds the only place (for the 10 s header timeout).
+    let holder = TcpStream::connect(running.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let addr = running.addr;
+    let waiting = tokio::spawn(async move { post(addr, "/slow", "application/json", "4").await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "not accepted while at the cap");
+    drop(holder);
+    let answer = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("accepted once a place is free")
+        .unwrap();
+    assert_eq!(answer.body, "4");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_response_is_dropped_after_the_write_timeout() {
+    // 64 MiB answers: far more than the socket buffers hold.
+    let big = endpoint_fn(|_cx, ()| async move { Ok::<_, Error>(vec![b'x'; 64 << 20]) });
+    let router = Router::new().get(
+        "/big",
+        Server::new(
+            big,
+            |_cx, _r: &http::Request<bytes::Bytes>| Ok(()),
+            |_cx, body: Vec<u8>| Ok(http::Response::new(bytes::Bytes::from(body))),
+        ),
+    );
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .write_timeout(Duration::from_millis(300))
+        .drain_timeout(Duration::from_secs(3600));
+    let running = Running::start(listener, router).await;
+    let mut reader = TcpStream::connect(running.addr).await.unwrap();
+    reader
+        .write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    // Never read: the server's writes stall, then fail, and the connection is closed, so the
+    // drain (an hour allowed) ends at once.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::timeout(Duration::from_secs(10), running.stop())
+        .await
+        .expect("the stalled connection is gone")
+        .unwrap();
+    drop(reader);
+}
+
+#[tokio::test]
+async fn a_body_sent_too_slowly_gets_408_and_the_server_keeps_serving() {
+    let slow = endpoint_fn(|_cx, n: u64| async move { Ok::<_, Error>(n) });
+    let router = Router::new().post(
+        "/echo",
+        Server::new(slow, json::decode_request, json::encode_response).options(
+            kit_transport_http::ServerOptions::new().body_read_timeout(Duration::from_millis(300)),
+        ),
+    );
+    let running = Running::serve(router).await;
+    let mut slow = TcpStream::connect(running.addr).await.unwrap();
+    slow.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12")
+        .await
+        .unwrap();
+    // The rest of the body never comes.
+    let answer = closed_or_answered(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains("did not arrive within"), "{answer:?}");
+    let ok = post(running.addr, "/echo", "application/json", "9").await;
+    assert_eq!(ok.body, "9");
+    running.stop().await.unwrap();
+}
+
+/// What the server sends before it closes or goes quiet for a second.
+async fn closed_or_answered(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(Ok(n @ 1..)) =
+        tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await
+    {
+        got.extend_from_slice(&buf[..n]);
+        if got.windows(4).any(|w| w == b"\r\n\r\n") {
+            // Headers and (small) body: wait briefly for the rest.
+            if let Ok(Ok(n @ 1..)) =
+                tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
+            {
+                got.extend_from_slice(&buf[..n]);
+            }
+            break;
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}

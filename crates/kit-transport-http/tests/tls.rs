@@ -123,3 +123,26 @@ async fn https_serves_http1_and_http2_by_alpn() {
     assert_eq!(parse_response(&String::from_utf8_lossy(&answer)).body, "8");
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn silence_after_the_tls_handshake_is_closed_after_the_header_timeout() {
+    let (server_config, client_config) = configs();
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .header_read_timeout(std::time::Duration::from_millis(300))
+        .tls(server_config);
+    let running = Running::start(listener, router()).await;
+    // A finished handshake choosing h2, then nothing: hyper would wait for the preface for ever.
+    for alpn in [&b"h2"[..], b"http/1.1"] {
+        let mut silent = connect(&running, &client_config, alpn).await;
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            silent.read_to_end(&mut got),
+        )
+        .await;
+        assert!(read.is_ok(), "{alpn:?}: closed by the server");
+    }
+    running.stop().await.unwrap();
+}

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header, request::Parts};
@@ -19,6 +20,7 @@ use super::{INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, error_code};
 use crate::body::{AnyBody, Body, BoxError, box_body, read_limited};
 use crate::error::{JSON_CONTENT_TYPE, encode_error};
 use crate::request::RequestInfo;
+use crate::server::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT};
 
 type BoxFuture<T> = kit_core::BoxFuture<'static, T>;
 type Before = Arc<dyn Fn(Context, &Parts) -> Context + Send + Sync>;
@@ -79,10 +81,9 @@ pub struct JsonRpcServer {
     before: Vec<Before>,
     batch_limit: usize,
     batch_concurrency: usize,
+    body_limit: usize,
+    body_read_timeout: Duration,
 }
-
-/// The body limit: 1 MiB.
-const BODY_LIMIT: usize = 1 << 20;
 
 impl Default for JsonRpcServer {
     fn default() -> Self {
@@ -91,7 +92,8 @@ impl Default for JsonRpcServer {
 }
 
 impl JsonRpcServer {
-    /// A server with no methods; batches of at most 100 calls, run 8 at a time.
+    /// A server with no methods; batches of at most 100 calls, run 8 at a time; request bodies
+    /// of at most 1 MiB, read within 30 s (the HTTP server's defaults).
     ///
     /// Without a cap, 1 MiB of `[1,1,…]` is half a million error answers (a reply of tens of
     /// megabytes), and a batch of valid calls holds one request for as long as they take one
@@ -102,7 +104,21 @@ impl JsonRpcServer {
             before: Vec::new(),
             batch_limit: 100,
             batch_concurrency: 8,
+            body_limit: DEFAULT_BODY_LIMIT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
         }
+    }
+
+    /// The largest request body read, in bytes; a larger one gets 413. Default 1 MiB.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How long the whole request body may take to arrive; a slower one gets 408. Default 30 s.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
     }
 
     /// Answers a batch of more than `limit` calls with one Invalid Request error, running none
@@ -186,7 +202,7 @@ impl JsonRpcServer {
             cx = before(cx, &parts);
         }
         let cx = cx.with_value(RequestInfo::new(parts));
-        let body = match read_limited(body, BODY_LIMIT).await {
+        let body = match read_limited(body, self.body_limit, self.body_read_timeout).await {
             Ok(body) => body,
             Err(err) => return encode_error(&err).map(Full::new),
         };
