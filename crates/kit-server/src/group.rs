@@ -14,8 +14,9 @@ use crate::Health;
 
 type Task = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 
-/// A signal a task waits on to know when to stop: [`Group::stopping`] (the drain starts) or
-/// [`Group::drained`] (every other task has returned). Clone it freely.
+/// A signal a task waits on: [`Group::draining`] (the drain starts: readiness is off),
+/// [`Group::stopping`] (the readiness delay later: stop accepting) or [`Group::drained`]
+/// (every other task has returned). Clone it freely.
 #[derive(Clone, Debug)]
 pub struct Signal(CancellationToken);
 
@@ -90,8 +91,12 @@ impl std::error::Error for RunError {
 /// The tasks of a process, run together and stopped together.
 ///
 /// Each task (a listener's `serve`, a background loop) is a future that returns when it is done
-/// or fails. When the first one returns, the group is stopping: [`Group::stopping`] fires,
-/// readiness turns false ([`Health`]), and every task is expected to drain and return.
+/// or fails. When the first one returns, the drain starts: readiness turns false ([`Health`])
+/// and [`Group::draining`] fires (deregister from service discovery there); after the
+/// [readiness delay](Group::readiness_delay), [`Group::stopping`] fires, and every task is
+/// expected to stop accepting, drain and return. The delay is for load balancers that route by
+/// readiness: they need a probe period to see it turn false, and a listener that stopped
+/// accepting at once would refuse their last connections.
 /// Tasks added with [`Group::spawn_observer`] (a debug listener) keep going through the drain,
 /// so probes can watch it, and are stopped by [`Group::drained`] once the others have returned.
 /// [`Group::stop_on_signals`] makes SIGINT and SIGTERM start the drain.
@@ -115,6 +120,10 @@ impl std::error::Error for RunError {
 /// # }
 /// ```
 pub struct Group {
+    // A stop asked for (a task's return, a signal, `stop`); `draining` fires once readiness is
+    // off.
+    requested: CancellationToken,
+    draining: CancellationToken,
     stopping: CancellationToken,
     drained: CancellationToken,
     // A second signal during the drain: give up on it.
@@ -122,6 +131,7 @@ pub struct Group {
     tasks: Vec<(String, Task)>,
     observers: Vec<(String, Task)>,
     deadline: Duration,
+    readiness_delay: Duration,
     health: Health,
 }
 
@@ -134,6 +144,7 @@ impl fmt::Debug for Group {
             .field("tasks", &names(&self.tasks))
             .field("observers", &names(&self.observers))
             .field("deadline", &self.deadline)
+            .field("readiness_delay", &self.readiness_delay)
             .finish_non_exhaustive()
     }
 }
@@ -145,17 +156,30 @@ impl Default for Group {
 }
 
 impl Group {
-    /// An empty group with a 30 s drain deadline and a fresh, ready [`Health`].
+    /// An empty group with a 30 s drain deadline, no readiness delay, and a fresh, ready
+    /// [`Health`].
     pub fn new() -> Group {
         Group {
+            requested: CancellationToken::new(),
+            draining: CancellationToken::new(),
             stopping: CancellationToken::new(),
             drained: CancellationToken::new(),
             abandon: CancellationToken::new(),
             tasks: Vec::new(),
             observers: Vec::new(),
             deadline: Duration::from_secs(30),
+            readiness_delay: Duration::ZERO,
             health: Health::new(),
         }
+    }
+
+    /// How long after readiness turns false the listeners are told to stop accepting
+    /// ([`Group::stopping`]): long enough for load balancers to see `/readyz` fail (their probe
+    /// period times the failures they need). Default none. The drain deadline counts from the
+    /// end of the delay; a second signal skips what is left of it.
+    pub fn readiness_delay(mut self, delay: Duration) -> Self {
+        self.readiness_delay = delay;
+        self
     }
 
     /// How long tasks get to return once the drain starts; past it, [`Group::run`] fails.
@@ -171,7 +195,14 @@ impl Group {
         self.health.clone()
     }
 
-    /// Fires when the drain starts: give it to every listener as its shutdown.
+    /// Fires when the drain starts, with readiness turning false: deregister from service
+    /// discovery here, so that callers stop coming before the listeners stop accepting.
+    pub fn draining(&self) -> Signal {
+        Signal(self.draining.clone())
+    }
+
+    /// Fires the [readiness delay](Group::readiness_delay) after the drain starts: give it to
+    /// every listener as its shutdown.
     pub fn stopping(&self) -> Signal {
         Signal(self.stopping.clone())
     }
@@ -183,7 +214,7 @@ impl Group {
 
     /// Starts the drain, as a task's return or a signal would.
     pub fn stop(&self) {
-        self.stopping.cancel();
+        self.requested.cancel();
     }
 
     /// Adds a task. Its return, `Ok` or not, starts the drain.
@@ -219,16 +250,16 @@ impl Group {
         use tokio::signal::unix::{SignalKind, signal};
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
-        let (stopping, drained) = (self.stopping.clone(), self.drained.clone());
+        let (requested, drained) = (self.requested.clone(), self.drained.clone());
         let abandon = self.abandon.clone();
         // An observer: it listens through the drain, and its return does not end it early.
         self.spawn_observer("signals", async move {
             tokio::select! {
                 _ = interrupt.recv() => {}
                 _ = terminate.recv() => {}
-                () = stopping.cancelled() => {}
+                () = requested.cancelled() => {}
             }
-            stopping.cancel();
+            requested.cancel();
             tokio::select! {
                 _ = interrupt.recv() => abandon.cancel(),
                 _ = terminate.recv() => abandon.cancel(),
@@ -243,12 +274,15 @@ impl Group {
     /// answers.
     pub async fn run(self) -> Result<(), RunError> {
         let Group {
+            requested,
+            draining,
             stopping,
             drained,
             abandon,
             tasks,
             observers,
             deadline,
+            readiness_delay,
             health,
         } = self;
         if tasks.is_empty() && observers.is_empty() {
@@ -262,10 +296,16 @@ impl Group {
         tokio::select! {
             Some(failure) = main.next() => first_failure = failure,
             Some(failure) = watchers.next() => first_failure = failure,
-            () = stopping.cancelled() => {}
+            () = requested.cancelled() => {}
+        }
+        // Not ready first; the listeners stop accepting only after the delay.
+        health.start_draining().await;
+        draining.cancel();
+        tokio::select! {
+            () = tokio::time::sleep(readiness_delay) => {}
+            () = abandon.cancelled() => {}
         }
         stopping.cancel();
-        health.start_draining().await;
 
         // The drain: the main tasks first, then the observers, all within the deadline.
         let drain = async {

@@ -353,3 +353,33 @@ async fn a_second_signal_abandons_the_drain() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_readiness_delay_sits_between_draining_and_stopping() {
+    let delay = Duration::from_millis(300);
+    let mut group = Group::new().readiness_delay(delay);
+    let health = group.health();
+    let (draining, stopping) = (group.draining(), group.stopping());
+    let seen = {
+        let (draining, stopping) = (draining.clone(), stopping.clone());
+        let health = health.clone();
+        tokio::spawn(async move {
+            draining.wait().await;
+            let at_draining = (health.is_ready(), stopping.fired());
+            let started = tokio::time::Instant::now();
+            stopping.wait().await;
+            (at_draining, started.elapsed())
+        })
+    };
+    let stop = group.stopping();
+    group.spawn("listener", async move {
+        stop.wait().await;
+        Ok::<_, std::io::Error>(())
+    });
+    group.stop();
+    group.run().await.unwrap();
+    let ((ready, stopped), waited) = seen.await.unwrap();
+    // Not ready and not yet stopping when the drain starts; stopping the delay later.
+    assert!(!ready && !stopped);
+    assert!(waited >= delay, "{waited:?}");
+}

@@ -43,6 +43,9 @@ pub struct Config {
     pub json_logs: bool,
     /// `-drain-timeout`: how long in-flight calls get after SIGTERM. Default `30s`.
     pub drain_timeout: Duration,
+    /// `-readiness-delay`: how long after SIGTERM `/readyz` fails (and etcd deregisters)
+    /// before the listeners stop accepting. Default `0s`.
+    pub readiness_delay: Duration,
     /// `-timeout`: the most a call may take. Default `10s`.
     pub call_timeout: Duration,
     /// `-max-in-flight`: calls served at once per method, beyond which they are refused.
@@ -80,6 +83,11 @@ impl Config {
             "drain-timeout",
             "30s",
             "how long in-flight calls get on shutdown",
+        ),
+        flags::Flag::new(
+            "readiness-delay",
+            "0s",
+            "how long /readyz fails after SIGTERM before the listeners stop accepting",
         ),
         flags::Flag::new("timeout", "10s", "the most time a call may take"),
         flags::Flag::new("max-in-flight", "1024", "calls served at once per method"),
@@ -138,6 +146,7 @@ impl Config {
                 other => return Err(format!("-log.format: {other:?} is not logfmt or json")),
             },
             drain_timeout: flags::duration(parsed.get("drain-timeout"))?,
+            readiness_delay: flags::duration(parsed.get("readiness-delay"))?,
             call_timeout: flags::duration(parsed.get("timeout"))?,
             max_in_flight: parsed
                 .get("max-in-flight")
@@ -203,7 +212,9 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
 
     // Signals are handled before anything is bound or logged: a SIGTERM from then on drains.
     let drain = config.drain_timeout;
-    let mut group = Group::new().drain_deadline(drain + Duration::from_secs(1));
+    let mut group = Group::new()
+        .drain_deadline(drain + Duration::from_secs(1))
+        .readiness_delay(config.readiness_delay);
     group.stop_on_signals()?;
     // Every port is bound before anything serves: a port in use fails the start.
     let http = kit_transport_http::Listener::bind(config.http_addr)
@@ -297,9 +308,9 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
             "prefix",
             config.etcd_prefix.as_str()
         );
-        let (stopped, logger) = (group.stopping(), logger.clone());
+        let (draining, logger) = (group.draining(), logger.clone());
         group.spawn("etcd", async move {
-            stopped.wait().await;
+            draining.wait().await;
             for registrar in &registrars {
                 if let Err(err) = registrar.deregister().await {
                     kit_log::warn!(logger, "msg", "deregistering", "err", format_args!("{err}"));

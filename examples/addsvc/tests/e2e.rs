@@ -516,3 +516,57 @@ fn the_rate_limit_flag_refuses_calls_over_the_rate_with_429_and_keeps_serving() 
         (200, r#"{"v":3}"#.to_owned())
     );
 }
+
+#[test]
+fn with_a_readiness_delay_readyz_fails_first_and_the_listeners_accept_until_it_passes() {
+    let delay = Duration::from_millis(1500);
+    let mut svc = start(&["-readiness-delay", "1500ms"]);
+    assert_eq!(http(svc.debug, "GET", "/readyz", b"").0, 200);
+    let sigterm = std::time::Instant::now();
+    let pid = svc.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Readiness turns false at once ...
+    while http(svc.debug, "GET", "/readyz", b"").0 != 503 {
+        assert!(
+            sigterm.elapsed() < Duration::from_secs(5),
+            "/readyz never failed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ... while new connections are still accepted and served on every transport, as a load
+    // balancer that has not yet seen /readyz fail sends them.
+    assert_eq!(
+        post(svc.http, "/sum", r#"{"a":1,"b":2}"#),
+        (200, r#"{"v":3}"#.to_owned())
+    );
+    let (status, body) = post(
+        svc.jsonrpc,
+        "/",
+        r#"{"jsonrpc":"2.0","method":"sum","params":{"a":1,"b":2},"id":1}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(TcpStream::connect(svc.grpc).is_ok());
+    // Only after the delay do the listeners stop accepting.
+    while TcpStream::connect(svc.http).is_ok() {
+        assert!(
+            sigterm.elapsed() < Duration::from_secs(10),
+            "still accepting"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        sigterm.elapsed() >= delay,
+        "refused after {:?}",
+        sigterm.elapsed()
+    );
+    assert_eq!(
+        wait_exit(&mut svc.child, Duration::from_secs(20)).code(),
+        Some(0)
+    );
+}

@@ -122,10 +122,10 @@ async fn register(
     );
     registrar.register().await?;
     eprintln!("registered in etcd under {}", flags.etcd_prefix);
-    let stopping = group.stopping();
+    let draining = group.draining();
     // Out of the registry as soon as the drain starts.
     group.spawn("etcd", async move {
-        stopping.wait().await;
+        draining.wait().await;
         if let Err(err) = registrar.deregister().await {
             eprintln!("deregistering: {err}");
         }
