@@ -36,6 +36,13 @@ impl GrpcServerTracing {
         }
     }
 
+    /// Reads the caller's context with `propagation`: on a public edge,
+    /// `Propagation::default().trust_sampling(false)`, so that callers cannot force sampling.
+    pub fn propagation(mut self, propagation: Propagation) -> Self {
+        self.propagation = Arc::new(propagation);
+        self
+    }
+
     /// `server` with the tracing hooks added.
     pub fn server<E, PReq, PResp, Req, Resp>(
         &self,

@@ -32,6 +32,13 @@ impl HttpServerTracing {
         }
     }
 
+    /// Reads the caller's context with `propagation`: on a public edge,
+    /// `Propagation::default().trust_sampling(false)`, so that callers cannot force sampling.
+    pub fn propagation(mut self, propagation: Propagation) -> Self {
+        self.propagation = Arc::new(propagation);
+        self
+    }
+
     /// `options` with the tracing hooks added.
     pub fn options(&self, options: ServerOptions) -> ServerOptions {
         let (tracer, propagation) = (self.tracer.clone(), Arc::clone(&self.propagation));

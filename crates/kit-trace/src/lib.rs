@@ -18,6 +18,7 @@ pub mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod propagation;
+mod sampling;
 mod span;
 pub mod zipkin;
 

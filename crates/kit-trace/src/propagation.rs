@@ -12,6 +12,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
 use opentelemetry::{SpanId, TraceId};
 
+use crate::sampling::DEFERRED;
+
 /// A format of trace context headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -29,23 +31,27 @@ pub struct Extracted {
     /// The caller's span: the parent of the span the server starts. `is_remote` is set; its
     /// flags say sampled when the caller decided so.
     pub span_context: SpanContext,
-    /// The caller's sampling decision, or `None` when it left the decision to us (B3 allows
-    /// that; W3C always decides).
+    /// The caller's sampling decision, or `None` when the decision is ours: the caller left it
+    /// to us (B3 allows that; W3C always decides), or is not trusted with it
+    /// ([`Propagation::trust_sampling`]). Kit's sampler then takes it at its ratio.
     pub sampled: Option<bool>,
 }
 
-/// Which formats are written on inject; all are read on extract.
+/// Which formats are written on inject (all are read on extract), and whether the caller's
+/// sampling decision is followed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Propagation {
     inject: Vec<Format>,
+    trust_sampling: bool,
 }
 
 impl Default for Propagation {
     /// Writes B3 multi headers (what Zipkin-instrumented services read) and W3C Trace Context
-    /// (what OpenTelemetry-instrumented ones read).
+    /// (what OpenTelemetry-instrumented ones read); follows the caller's sampling decision.
     fn default() -> Self {
         Propagation {
             inject: vec![Format::B3Multi, Format::W3C],
+            trust_sampling: true,
         }
     }
 }
@@ -66,16 +72,34 @@ impl Propagation {
     pub fn inject_only(formats: &[Format]) -> Self {
         Propagation {
             inject: formats.to_vec(),
+            trust_sampling: true,
         }
+    }
+
+    /// Whether a caller's sampling decision is followed (default yes, as inside one system).
+    /// On a public edge, turn it off: any client could otherwise make every request sampled
+    /// and exported (`x-b3-flags: 1`, `x-b3-sampled: 1`, a W3C sampled flag), a cost it chooses
+    /// for us. Off, the trace is still continued (same trace id, the caller's span as parent),
+    /// and sampled at kit's own ratio.
+    pub fn trust_sampling(mut self, trust: bool) -> Self {
+        self.trust_sampling = trust;
+        self
     }
 
     /// The trace context in `headers`: W3C first, then B3 single, then B3 multi; the first
     /// well-formed one wins. `None` when there is none, or none that is well formed.
     pub fn extract(&self, headers: &HeaderMap) -> Option<Extracted> {
         let found = Found::in_headers(headers);
-        extract_w3c(&found)
+        let extracted = extract_w3c(&found)
             .or_else(|| extract_b3_single(&found))
-            .or_else(|| extract_b3_multi(&found))
+            .or_else(|| extract_b3_multi(&found))?;
+        Some(match self.trust_sampling {
+            true => extracted,
+            false => {
+                let cx = &extracted.span_context;
+                remote(cx.trace_id(), cx.span_id(), None, cx.trace_state().clone())
+            }
+        })
     }
 
     /// Writes `span_context` to `headers` in each configured format, replacing what was there.
@@ -234,10 +258,10 @@ fn remote(
     sampled: Option<bool>,
     state: TraceState,
 ) -> Extracted {
-    let flags = if sampled == Some(true) {
-        TraceFlags::SAMPLED
-    } else {
-        TraceFlags::NOT_SAMPLED
+    let flags = match sampled {
+        Some(true) => TraceFlags::SAMPLED,
+        Some(false) => TraceFlags::NOT_SAMPLED,
+        None => DEFERRED,
     };
     Extracted {
         span_context: SpanContext::new(trace_id, span_id, flags, true, state),

@@ -18,12 +18,13 @@ use opentelemetry::Value;
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+    BatchConfigBuilder, SdkTracerProvider, SpanData, SpanExporter,
     span_processor_with_async_runtime::BatchSpanProcessor,
 };
 use serde_json::{Map, Value as Json, json};
 
 use crate::propagation::trace_id_hex;
+use crate::sampling::CallerOrRatio;
 
 /// The attribute naming the peer's IP address; it becomes the span's `remoteEndpoint`.
 pub const PEER_ADDRESS: &str = "network.peer.address";
@@ -207,7 +208,8 @@ pub struct Tracing {
 
 impl Tracing {
     /// Sets up tracing for `service_name`: spans are sampled at `sampling_ratio` (0.0 to 1.0)
-    /// for new traces and as the caller decided for continued ones, batched on the tokio
+    /// for new traces, as the caller decided for continued ones (at the ratio when the caller
+    /// deferred the decision or is not trusted with it: [`Propagation::trust_sampling`](crate::Propagation::trust_sampling)), batched on the tokio
     /// runtime (every second, or at 512 spans), and posted to `collector`
     /// (`http://zipkin:9411/api/v2/spans`). Call it within a tokio runtime.
     pub fn zipkin(service_name: &str, collector: Uri, sampling_ratio: f64) -> Tracing {
@@ -220,9 +222,7 @@ impl Tracing {
                     .build(),
             )
             .build();
-        let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            sampling_ratio.clamp(0.0, 1.0),
-        )));
+        let sampler = CallerOrRatio::new(sampling_ratio);
         Tracing {
             provider: Some(
                 SdkTracerProvider::builder()

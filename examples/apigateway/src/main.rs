@@ -291,7 +291,11 @@ impl Routes {
 
     fn options(&self) -> kit_transport_http::ServerOptions {
         match &self.tracer {
-            Some(tracer) => HttpServerTracing::new(tracer.clone()).options(http_options()),
+            // A public edge: the trace is continued, but whether it is sampled is ours to
+            // say, not any client's.
+            Some(tracer) => HttpServerTracing::new(tracer.clone())
+                .propagation(Propagation::default().trust_sampling(false))
+                .options(http_options()),
             None => http_options(),
         }
     }
