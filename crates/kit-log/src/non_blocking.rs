@@ -7,7 +7,7 @@
 
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -27,6 +27,8 @@ struct Counters {
     /// after the thread has ended is lines that were queued too late to be seen.
     sent: AtomicU64,
     received: AtomicU64,
+    /// Bytes of the lines queued and not yet written.
+    queued_bytes: AtomicUsize,
     closed: AtomicBool,
 }
 
@@ -42,6 +44,9 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// Made by [`Encoder::non_blocking`].
 pub struct NonBlocking {
     queue: SyncSender<Message>,
+    /// The most bytes queued at once: a few huge records must not hold what many small ones
+    /// would.
+    max_bytes: usize,
     /// Empty buffers coming back from the writer thread.
     spare: Receiver<Vec<u8>>,
     counters: Arc<Counters>,
@@ -53,6 +58,12 @@ impl Write for NonBlocking {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return Ok(line.len());
         }
+        let queued = &self.counters.queued_bytes;
+        if queued.fetch_add(line.len(), Ordering::Relaxed) + line.len() > self.max_bytes {
+            queued.fetch_sub(line.len(), Ordering::Relaxed);
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return Ok(line.len());
+        }
         let mut buf = self.spare.try_recv().unwrap_or_default();
         buf.extend_from_slice(line);
         match self.queue.try_send(Message::Line(buf)) {
@@ -60,6 +71,7 @@ impl Write for NonBlocking {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                queued.fetch_sub(line.len(), Ordering::Relaxed);
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -94,14 +106,30 @@ impl NonBlockingGuard {
     }
 
     /// Waits until every record queued before this call is written and the underlying writer is
-    /// flushed; returns the flush's result.
+    /// flushed; returns the flush's result. Waits at most 5 s (a stalled writer would otherwise
+    /// hold the caller for ever), then answers a `TimedOut` error.
     pub fn flush(&self) -> io::Result<()> {
         let (done, wait) = mpsc::sync_channel(1);
         let stopped = || io::Error::other("the log writer thread has stopped");
-        self.queue
-            .send(Message::Flush(done))
-            .map_err(|_| stopped())?;
-        wait.recv().map_err(|_| stopped())?
+        let stalled = || io::Error::new(io::ErrorKind::TimedOut, "the log writer is stalled");
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
+        let mut flush = Message::Flush(done);
+        loop {
+            match self.queue.try_send(flush) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return Err(stopped()),
+                Err(TrySendError::Full(_)) if Instant::now() >= deadline => return Err(stalled()),
+                Err(TrySendError::Full(back)) => {
+                    flush = back;
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        match wait.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(stalled()),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(stopped()),
+        }
     }
 }
 
@@ -148,7 +176,8 @@ impl std::fmt::Debug for NonBlockingGuard {
 
 impl<F: Format> Encoder<F, NonBlocking> {
     /// An encoder whose lines are written to `writer` on a background thread, through a queue
-    /// of `capacity` records (at least 1). A record that finds the queue full is dropped and
+    /// of `capacity` records (at least 1) and at most `capacity` KiB of them (so 4096 records
+    /// hold at most 4 MiB, however large each is). A record that finds the queue full is dropped and
     /// counted ([`NonBlockingGuard::dropped`]); when the writer thread catches up, it writes a
     /// `level=warn msg="log records dropped" dropped=N` record in the same format, N counting
     /// the records dropped since the last such report.
@@ -186,6 +215,7 @@ impl<F: Format> Encoder<F, NonBlocking> {
         };
         let encoder = Encoder::new(NonBlocking {
             queue: queue.clone(),
+            max_bytes: capacity.saturating_mul(1024),
             spare,
             counters: Arc::clone(&counters),
         });
@@ -272,6 +302,9 @@ fn write_lines<W: Write>(
                 if writer.write_all(&line).is_err() {
                     counters.dropped.fetch_add(1, Ordering::Relaxed);
                 }
+                counters
+                    .queued_bytes
+                    .fetch_sub(line.len(), Ordering::Relaxed);
                 if reporter.last.elapsed() >= REPORT_EVERY {
                     reporter.report(&mut writer, counters);
                 }

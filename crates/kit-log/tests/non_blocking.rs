@@ -211,3 +211,46 @@ fn drops_are_reported_while_the_overload_lasts_not_only_after() {
     assert_eq!(reported, guard.dropped());
     assert_eq!((lines.len() - reports.len()) as u64 + guard.dropped(), seq);
 }
+
+#[test]
+fn flush_gives_up_on_a_stalled_writer_instead_of_blocking_for_ever() {
+    let gated = Gated::new(Captured::default());
+    let (encoder, guard) = Logfmt::non_blocking(gated.clone(), 2);
+    let logger = Logger::new(encoder.ignore_res());
+    for seq in 0..10 {
+        kit_log::info!(logger, "seq", seq);
+    }
+    // The writer holds a line and the queue is full: flush cannot even be queued.
+    let (done, wait) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(guard.flush());
+        guard
+    });
+    let flushed = wait
+        .recv_timeout(Duration::from_secs(60))
+        .expect("flush returns");
+    assert_eq!(flushed.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    gated.open();
+}
+
+#[test]
+fn the_queue_is_bounded_in_bytes_too() {
+    let out = Captured::default();
+    let gated = Gated::new(out.clone());
+    // 8 records, so at most 8 KiB queued.
+    let (encoder, guard) = Logfmt::non_blocking(gated.clone(), 8);
+    let logger = Logger::new(encoder.ignore_res());
+    let big = "x".repeat(3000);
+    must_not_block(move || {
+        for seq in 0..8 {
+            kit_log::info!(logger, "seq", seq, "big", big.as_str());
+        }
+    });
+    gated.open();
+    guard.flush().unwrap();
+    // Room for the queue's 8 KiB (two 3 KB records) and the line the writer thread holds:
+    // the rest were dropped, though the queue had places for them.
+    let written = out.text().lines().filter(|l| l.contains("big=")).count();
+    assert!((2..=3).contains(&written), "{written} written");
+    assert_eq!(written as u64 + guard.dropped(), 8);
+}

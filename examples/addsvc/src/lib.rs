@@ -363,13 +363,22 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
 }
 
 /// The logger addsvc writes to stderr: logfmt, or JSON, with a UTC timestamp and the caller.
-pub fn logger(json: bool) -> Logger {
+/// Records are written on a background thread through a queue of 4096 (kit-log's non-blocking
+/// writer): a stalled stderr drops and counts records instead of stalling every call. Keep the
+/// guard until the end of `main`; dropping it writes what is queued.
+pub fn logger(json: bool) -> (Logger, kit_log::NonBlockingGuard) {
     use kit_log::{Json, Logfmt, caller, kv, timestamp_utc};
     use slog::Drain;
-    let logger = if json {
-        Logger::new(Json::new(std::io::stderr()).ignore_res())
+    const QUEUE: usize = 4096;
+    let (logger, guard) = if json {
+        let (encoder, guard) = Json::non_blocking(std::io::stderr(), QUEUE);
+        (Logger::new(encoder.ignore_res()), guard)
     } else {
-        Logger::new(Logfmt::new(std::io::stderr()).ignore_res())
+        let (encoder, guard) = Logfmt::non_blocking(std::io::stderr(), QUEUE);
+        (Logger::new(encoder.ignore_res()), guard)
     };
-    logger.with(kv!("ts", timestamp_utc(), "caller", caller()))
+    (
+        logger.with(kv!("ts", timestamp_utc(), "caller", caller())),
+        guard,
+    )
 }

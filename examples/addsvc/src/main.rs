@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let logger = addsvc::logger(config.json_logs);
+    let (logger, _log_writer) = addsvc::logger(config.json_logs);
     match addsvc::run(config, logger).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

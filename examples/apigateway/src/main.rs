@@ -482,7 +482,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let logger = addsvc::logger(config.json_logs).with(kit_log::kv!("svc", "apigateway"));
+    let (logger, _log_writer) = addsvc::logger(config.json_logs);
+    let logger = logger.with(kit_log::kv!("svc", "apigateway"));
     match run(config, logger).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
