@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -67,10 +67,21 @@ pub struct Listener {
 /// default, which kit's HTTP listener keeps too.
 const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 
+/// The listen backlog [`Listener::bind`] asks for (the kernel caps it at
+/// `net.core.somaxconn`); tokio's `TcpListener::bind` asks for 128, too few for a burst of
+/// new connections (dropped SYNs cost each such client a second).
+const LISTEN_BACKLOG: u32 = 4096;
+
 impl Listener {
-    /// Binds `addr`.
+    /// Binds `addr`, with a listen backlog of 4096.
     pub async fn bind(addr: SocketAddr) -> io::Result<Listener> {
-        Listener::from_tcp(TcpListener::bind(addr).await?)
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        Listener::from_tcp(socket.listen(LISTEN_BACKLOG)?)
     }
 
     /// Serves on a listener bound elsewhere.

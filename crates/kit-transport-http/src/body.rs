@@ -6,6 +6,8 @@ use http_body::Body as HttpBody;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use kit_core::Error;
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 /// The body of every response a [`Server`](crate::Server) or [`Router`](crate::Router) writes:
@@ -38,7 +40,13 @@ pub(crate) async fn read_limited(
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, Error> {
-    tokio::time::timeout(timeout, read_within_limit(body, limit))
+    let mut read = std::pin::pin!(read_within_limit(body, limit));
+    // A body that is already here (the usual case) is read without arming a timer.
+    let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+    if let Poll::Ready(result) = first {
+        return result;
+    }
+    tokio::time::timeout(timeout, read)
         .await
         .unwrap_or_else(|_| {
             Err(Error::invalid_argument(format!(

@@ -13,7 +13,7 @@ use http_body::Body as HttpBody;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::body::BoxError;
@@ -61,10 +61,23 @@ impl std::fmt::Debug for Listener {
     }
 }
 
+/// The listen backlog [`Listener::bind`] asks for (the kernel caps it at
+/// `net.core.somaxconn`). tokio's `TcpListener::bind` asks for 128, as std does: a burst of
+/// new connections past that while the accept loop is busy has SYNs dropped, and each of
+/// those clients waits a second for its retransmission.
+const LISTEN_BACKLOG: u32 = 4096;
+
 impl Listener {
-    /// Binds to `addr` (port 0 picks a free port; see [`local_addr`](Listener::local_addr)).
+    /// Binds to `addr` (port 0 picks a free port; see [`local_addr`](Listener::local_addr)),
+    /// with a listen backlog of 4096.
     pub async fn bind(addr: SocketAddr) -> io::Result<Listener> {
-        Listener::from_tcp(TcpListener::bind(addr).await?)
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        Listener::from_tcp(socket.listen(LISTEN_BACKLOG)?)
     }
 
     /// Serves on a listener bound elsewhere.

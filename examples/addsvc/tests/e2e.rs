@@ -334,12 +334,74 @@ impl SlowHttp {
     }
 }
 
+/// `count` HTTP/2 requests to `path` on `addr`, `per_connection` to a connection, each having
+/// sent its head and the first half of `body`: in flight from the server's side until `go`
+/// turns true, when each sends the rest. Each task answers the response's status, body and
+/// `grpc-status` trailer.
+type H2Answer = (u16, Vec<u8>, Option<String>);
+
+async fn half_sent_h2(
+    addr: SocketAddr,
+    path: &'static str,
+    content_type: &'static str,
+    body: Vec<u8>,
+    count: usize,
+    per_connection: usize,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    Vec<tokio::task::JoinHandle<H2Answer>>,
+) {
+    let (go, _) = tokio::sync::watch::channel(false);
+    let mut calls = Vec::new();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let (first, rest) = (
+        bytes::Bytes::from(first.to_vec()),
+        bytes::Bytes::from(rest.to_vec()),
+    );
+    for _ in 0..count.div_ceil(per_connection) {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (send, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        for _ in 0..per_connection.min(count - calls.len()) {
+            let request = http::Request::post(path)
+                .header("content-type", content_type)
+                .header("te", "trailers")
+                .body(())
+                .unwrap();
+            let mut ready = send.clone().ready().await.unwrap();
+            let (response, mut stream) = ready.send_request(request, false).unwrap();
+            stream.send_data(first.clone(), false).unwrap();
+            let (rest, mut go) = (rest.clone(), go.subscribe());
+            calls.push(tokio::spawn(async move {
+                let _ = go.wait_for(|go| *go).await;
+                stream.send_data(rest, true).unwrap();
+                let response = response.await.unwrap();
+                let status = response.status().as_u16();
+                let mut body = response.into_body();
+                let mut data = Vec::new();
+                while let Some(chunk) = body.data().await {
+                    let chunk = chunk.unwrap();
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                    data.extend_from_slice(&chunk);
+                }
+                let trailers = body.trailers().await.unwrap().unwrap_or_default();
+                let grpc_status = trailers
+                    .get("grpc-status")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (status, data, grpc_status)
+            }));
+        }
+    }
+    (go, calls)
+}
+
 #[test]
-fn sigterm_drains_every_in_flight_request_then_exits_zero() {
-    let mut svc = start(&["-drain-timeout", "20s"]);
-    // Many requests in flight over HTTP and JSON-RPC: each has sent half its body.
+fn sigterm_with_a_thousand_requests_in_flight_answers_every_one_then_exits_zero() {
+    let mut svc = start(&["-drain-timeout", "30s"]);
+    // 1,000 requests in flight, each having sent half its body: 300 over HTTP/1.1 (HTTP/JSON
+    // and JSON-RPC), 300 over HTTP/2 (h2c, 100 streams to a connection) and 400 gRPC calls.
     let mut slow = Vec::new();
-    for i in 0..10 {
+    for i in 0..300 {
         let (addr, path, body) = if i % 2 == 0 {
             (svc.http, "/sum", r#"{"a":40,"b":2}"#)
         } else {
@@ -351,60 +413,40 @@ fn sigterm_drains_every_in_flight_request_then_exits_zero() {
         };
         slow.push(SlowHttp::start(addr, path, body));
     }
-    // And gRPC calls whose message is half sent.
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let grpc_addr = svc.grpc;
-    let (grpc_go, grpc_calls) = runtime.block_on(async move {
-        let tcp = tokio::net::TcpStream::connect(grpc_addr).await.unwrap();
-        let (send, connection) = h2::client::handshake(tcp).await.unwrap();
-        tokio::spawn(connection);
-        let message = prost::Message::encode_to_vec(&pb::SumRequest { a: 40, b: 2 });
-        let mut frame = vec![0];
-        frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&message);
-        let (go, _) = tokio::sync::watch::channel(false);
-        let mut calls = Vec::new();
-        for _ in 0..5 {
-            let request = http::Request::post("/pb.Add/Sum")
-                .header("content-type", "application/grpc")
-                .header("te", "trailers")
-                .body(())
-                .unwrap();
-            let mut ready = send.clone().ready().await.unwrap();
-            let (response, mut stream) = ready.send_request(request, false).unwrap();
-            stream
-                .send_data(bytes::Bytes::copy_from_slice(&frame[..4]), false)
-                .unwrap();
-            let rest = bytes::Bytes::copy_from_slice(&frame[4..]);
-            let mut go = go.subscribe();
-            calls.push(tokio::spawn(async move {
-                let _ = go.wait_for(|go| *go).await;
-                stream.send_data(rest, true).unwrap();
-                let response = response.await.unwrap();
-                let mut body = response.into_body();
-                let mut data = Vec::new();
-                while let Some(chunk) = body.data().await {
-                    data.extend_from_slice(&chunk.unwrap());
-                }
-                let trailers = body.trailers().await.unwrap().unwrap_or_default();
-                let status = trailers
-                    .get("grpc-status")
-                    .map(|v| v.to_str().unwrap().to_owned());
-                let reply: pb::SumReply = prost::Message::decode(&data[5..]).unwrap();
-                (status, reply.v)
-            }));
-        }
-        (go, calls)
-    });
+    let (http_addr, grpc_addr) = (svc.http, svc.grpc);
+    let (h2_go, h2_calls) = runtime.block_on(half_sent_h2(
+        http_addr,
+        "/sum",
+        "application/json",
+        br#"{"a":40,"b":2}"#.to_vec(),
+        300,
+        100,
+    ));
+    let message = prost::Message::encode_to_vec(&pb::SumRequest { a: 40, b: 2 });
+    let mut frame = vec![0];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&message);
+    let (grpc_go, grpc_calls) = runtime.block_on(half_sent_h2(
+        grpc_addr,
+        "/pb.Add/Sum",
+        "application/grpc",
+        frame,
+        400,
+        100,
+    ));
     // Time for the server to read the requests' heads (what makes them in flight).
     std::thread::sleep(Duration::from_secs(1));
 
+    let sigterm = std::time::Instant::now();
     let pid = svc.child.id().to_string();
-    let killed = Command::new("sh")
-        .args(["-c", &format!("kill -TERM {pid}")])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
 
     // Draining: not ready, while the debug port still answers; new connections are refused.
     let mut not_ready = false;
@@ -416,11 +458,14 @@ fn sigterm_drains_every_in_flight_request_then_exits_zero() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(not_ready, "/readyz turns 503 during the drain");
-    let refused = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(20));
-        TcpStream::connect(svc.http).is_err()
-    });
-    assert!(refused, "the HTTP port stops accepting");
+    let refused = |addr| {
+        (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            TcpStream::connect(addr).is_err()
+        })
+    };
+    assert!(refused(svc.http), "the HTTP port stops accepting");
+    assert!(refused(svc.grpc), "the gRPC port stops accepting");
 
     // Every in-flight request completes.
     for (i, request) in slow.into_iter().enumerate() {
@@ -428,15 +473,25 @@ fn sigterm_drains_every_in_flight_request_then_exits_zero() {
         assert_eq!(status, 200, "request {i}: {body}");
         assert!(body.contains(r#""v":42"#), "request {i}: {body}");
     }
+    h2_go.send(true).unwrap();
     grpc_go.send(true).unwrap();
     runtime.block_on(async {
+        for call in h2_calls {
+            let (status, body, _) = call.await.unwrap();
+            assert_eq!((status, body.as_slice()), (200, &br#"{"v":42}"#[..]));
+        }
         for call in grpc_calls {
-            assert_eq!(call.await.unwrap(), (Some("0".to_owned()), 42));
+            let (status, body, grpc_status) = call.await.unwrap();
+            assert_eq!((status, grpc_status.as_deref()), (200, Some("0")));
+            let reply: pb::SumReply = prost::Message::decode(&body[5..]).unwrap();
+            assert_eq!(reply.v, 42);
         }
     });
 
-    let status = wait_exit(&mut svc.child, Duration::from_secs(20));
+    let status = wait_exit(&mut svc.child, Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "a clean drain exits 0");
+    // Within the drain deadline (30 s, and 1 s more for the group).
+    assert!(sigterm.elapsed() < Duration::from_secs(31));
     // Every line, until the reader thread sees the pipe close.
     let mut logs = Vec::new();
     while let Ok(line) = svc.logs.recv_timeout(Duration::from_secs(5)) {
