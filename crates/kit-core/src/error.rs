@@ -373,6 +373,18 @@ impl Error {
         &self.0.message
     }
 
+    /// The chain of underlying causes ([`with_source`](Error::with_source), then theirs),
+    /// outermost first, joined by `": "`; `None` without a source. For logs and traces, which
+    /// show what went wrong inside; never for the wire, where the [`message`](Error::message)
+    /// alone goes.
+    pub fn detail(&self) -> Option<String> {
+        let first: &(dyn std::error::Error + 'static) = self.0.source.as_deref()?;
+        let causes: Vec<String> = std::iter::successors(Some(first), |e| e.source())
+            .map(|e| e.to_string())
+            .collect();
+        Some(causes.join(": "))
+    }
+
     /// The HTTP status for this error: the override if one was set, else the kind's default.
     pub fn http_status(&self) -> u16 {
         self.0.http_status.unwrap_or(self.0.kind.http_status())
@@ -448,9 +460,10 @@ impl std::error::Error for Error {
 /// kit [`Error`] is returned as it was; tower's `timeout::error::Elapsed` is a timeout; tower's
 /// `load_shed::error::Overloaded` is overloaded; an `std::io::Error` is a timeout (`TimedOut`)
 /// or unavailable (connection refused, reset or aborted, not connected, broken pipe). Anything
-/// else is [`ErrorKind::Unknown`] with the fixed message "unknown error": a foreign error's
-/// text may hold internal details, and transports send the message to remote callers. The
-/// original error is always kept as the source, for logs.
+/// else is [`ErrorKind::Unknown`]. The message is fixed by kind ("timed out", "overloaded",
+/// "unavailable", "unknown error"): a foreign error's text may hold internal details (an
+/// address, a path, "os error 111"), and transports send the message to remote callers. The
+/// original error is always kept as the source, for logs and traces ([`Error::detail`]).
 impl From<BoxError> for Error {
     fn from(err: BoxError) -> Self {
         let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&*err);
@@ -460,15 +473,20 @@ impl From<BoxError> for Error {
                 return kit.clone();
             }
             if let Some(kind) = known_kind(e) {
-                found = Some((kind, e.to_string()));
+                found = Some(kind);
                 break;
             }
             next = e.source();
         }
-        match found {
-            Some((kind, message)) => Error::new(kind, message).with_source(err),
-            None => Error::new(ErrorKind::Unknown, "unknown error").with_source(err),
-        }
+        // A fixed message per kind: the foreign error's text (an address, a path, an OS error
+        // number) stays in the source, for logs and traces.
+        let (kind, message) = match found {
+            Some(ErrorKind::Timeout) => (ErrorKind::Timeout, "timed out"),
+            Some(ErrorKind::Overloaded) => (ErrorKind::Overloaded, "overloaded"),
+            Some(kind) => (kind, "unavailable"),
+            None => (ErrorKind::Unknown, "unknown error"),
+        };
+        Error::new(kind, message).with_source(err)
     }
 }
 

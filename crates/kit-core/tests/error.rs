@@ -113,6 +113,22 @@ fn foreign_errors_are_classified_by_type() {
     let refused: BoxError = Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
     assert_eq!(Error::from(refused).kind(), ErrorKind::Unavailable);
 
+    // Known kinds get a fixed message too: an I/O error's text names addresses and OS error
+    // numbers, and the message goes on the wire. The text is the detail, for logs.
+    let io: BoxError = Box::new(std::io::Error::new(
+        std::io::ErrorKind::ConnectionRefused,
+        "connect to 10.1.2.3:5432: Connection refused (os error 111)",
+    ));
+    let err = Error::from(io);
+    assert_eq!(
+        (err.kind(), err.message()),
+        (ErrorKind::Unavailable, "unavailable")
+    );
+    assert_eq!(
+        err.detail().as_deref(),
+        Some("connect to 10.1.2.3:5432: Connection refused (os error 111)")
+    );
+
     // Unknown errors get a fixed message: their text may hold internals and the message goes
     // on the wire. The text stays reachable as the source, for logs.
     let other: BoxError = "open /etc/secret.db: permission denied".into();
@@ -154,9 +170,13 @@ fn classification_looks_through_the_source_chain() {
     )))));
     let err = Error::from(twice);
     assert_eq!(err.kind(), ErrorKind::Timeout);
-    assert_eq!(err.to_string(), "request timed out");
-    // The whole chain is kept.
+    assert_eq!(err.to_string(), "timed out");
+    // The whole chain is kept, for logs.
     assert_eq!(err.source().expect("source").to_string(), "service failed");
+    assert_eq!(
+        err.detail().as_deref(),
+        Some("service failed: service failed: request timed out")
+    );
 
     let reset: BoxError = Box::new(Wrapped(Box::new(std::io::Error::from(
         std::io::ErrorKind::ConnectionReset,
@@ -305,4 +325,17 @@ fn errors_are_small_so_results_stay_small() {
     assert_eq!(size_of::<Error>(), size_of::<usize>());
     assert!(size_of::<Result<Duration, Error>>() <= size_of::<Duration>() + size_of::<usize>());
     assert!(size_of::<Result<u64, Error>>() <= 2 * size_of::<usize>());
+}
+
+#[test]
+fn the_detail_is_the_chain_of_causes_and_none_without_one() {
+    assert_eq!(Error::internal("x").detail(), None);
+    let inner = Error::unavailable("db down")
+        .with_source(std::io::Error::other("connect 10.0.0.7:5432: refused"));
+    let outer = Error::internal("the report failed").with_source(inner);
+    assert_eq!(outer.message(), "the report failed");
+    assert_eq!(
+        outer.detail().as_deref(),
+        Some("db down: connect 10.0.0.7:5432: refused")
+    );
 }

@@ -66,7 +66,8 @@ async fn tower_timeout_around_an_endpoint_gives_a_timeout_error() {
     let t0 = Instant::now();
     let err = ep.call(Context::new(), 1).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
-    assert_eq!(err.to_string(), "request timed out");
+    assert_eq!(err.to_string(), "timed out");
+    assert_eq!(err.detail().as_deref(), Some("request timed out"));
     assert_eq!(t0.elapsed(), Duration::from_millis(50));
 
     // A fast call passes through the same stack.

@@ -80,9 +80,19 @@ where
         let start = Instant::now();
         let result = self.inner.call(cx, req).await;
         let took = start.elapsed();
-        let (log, method) = (&self.logger, self.method);
+        let (mut log, method) = (&self.logger, self.method);
         let took = format_args!("{took:?}");
-        match Outcome::error_of(&self.inner, &result) {
+        let error = Outcome::error_of(&self.inner, &result);
+        // What went wrong underneath (an upstream's text, an I/O error) is logged as `cause`:
+        // the message alone goes on the wire, so the detail is here or nowhere.
+        let with_cause = error
+            .as_ref()
+            .and_then(Error::detail)
+            .map(|detail| log.with(crate::kv!("cause", detail)));
+        if let Some(with_cause) = &with_cause {
+            log = with_cause;
+        }
+        match error {
             None => {
                 crate::info!(log, "method", method, "outcome", "success", "took", took);
             }

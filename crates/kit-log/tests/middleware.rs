@@ -121,3 +121,33 @@ async fn business_errors_carried_in_responses_are_logged_as_rejections() {
     assert_eq!(get(1, "err").as_deref(), Some("can't sum two zeroes"));
     assert_eq!(get(1, "kind").as_deref(), Some("business"));
 }
+
+#[tokio::test]
+async fn what_went_wrong_underneath_is_logged_as_the_cause() {
+    let out = Captured::default();
+    let log = Logger::root(Logfmt::new(out.clone()).fuse(), o!());
+    let call = Chain::new()
+        .with(EndpointLogging::new(log, "report"))
+        .wrap(endpoint_fn(|_cx, ()| async move {
+            Err::<(), _>(
+                Error::unavailable("unavailable")
+                    .with_source(std::io::Error::other("connect 10.0.0.7:5432: refused")),
+            )
+        }));
+    call.call(Context::new(), ()).await.unwrap_err();
+    let text = out.text();
+    let pairs = parse_logfmt(text.lines().next().unwrap()).unwrap();
+    let value = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    // The message is what callers see; the cause is for whoever reads the logs.
+    assert_eq!(value("err"), Some("unavailable"), "{text}");
+    assert_eq!(
+        value("cause"),
+        Some("connect 10.0.0.7:5432: refused"),
+        "{text}"
+    );
+}

@@ -85,6 +85,10 @@ pub(crate) fn record_error(span: &mut Span, err: &Error) {
         return;
     }
     span.set_attribute(KeyValue::new("kit.error.kind", err.kind().as_str()));
+    // What went wrong underneath: the wire carries the message alone.
+    if let Some(detail) = err.detail() {
+        span.set_attribute(KeyValue::new("kit.error.cause", detail));
+    }
     if err.is_failure() {
         span.set_status(Status::error(err.message().to_owned()));
     } else {

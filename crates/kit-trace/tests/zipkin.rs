@@ -191,7 +191,8 @@ async fn endpoint_spans_tag_business_errors_and_mark_failures() {
             assert!(kit_trace::current(&cx).is_some());
             match n {
                 0 => Err(Error::business("can't sum two zeroes")),
-                1 => Err(Error::unavailable("backend down")),
+                1 => Err(Error::unavailable("backend down")
+                    .with_source(std::io::Error::other("connect 10.0.0.7:5432: refused"))),
                 _ => Ok::<_, Error>(n),
             }
         },
@@ -223,6 +224,11 @@ async fn endpoint_spans_tag_business_errors_and_mark_failures() {
     );
     let failure = by_kind("unavailable");
     assert_eq!(failure["tags"]["error"], "backend down");
+    // The detail the wire does not carry is in the trace.
+    assert_eq!(
+        failure["tags"]["kit.error.cause"],
+        "connect 10.0.0.7:5432: refused"
+    );
     assert!(
         spans.iter().any(|s| s.get("tags").is_none()),
         "the success has no error tags"

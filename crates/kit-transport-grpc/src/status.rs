@@ -22,8 +22,14 @@ pub fn status_from_error(err: &Error) -> Status {
 }
 
 /// The error a client makes of a status: the kind from the `kit-error-kind` trailer when a kit
-/// server sent one, else from the code ([`ErrorKind::from_grpc_code`]); the code is kept as the
-/// error's gRPC code, and the message is the status message.
+/// server sent one, else from the code ([`ErrorKind::from_grpc_code`]), and a message that
+/// depends on whose fault it was. A status that says the call was refused (invalid argument,
+/// not found, a business error, ...) keeps its message: the remote's account of our request. A
+/// failure of the remote (`INTERNAL`, `UNAVAILABLE`, `UNKNOWN`, ...) gets a fixed message ("the
+/// upstream service failed: Unavailable"), the remote's text kept as the source, for logs and
+/// traces ([`Error::detail`]): a server that answers with this error must not pass on its
+/// upstream's internals. The remote's code is not kept as an override: a server answering with
+/// this error answers its kind's code.
 pub fn error_from_status(status: &Status) -> Error {
     let code = status.code() as i32;
     let kind = status
@@ -33,5 +39,12 @@ pub fn error_from_status(status: &Status) -> Error {
         .and_then(ErrorKind::from_name)
         .or_else(|| ErrorKind::from_grpc_code(code))
         .unwrap_or(ErrorKind::Unknown);
-    Error::new(kind, status.message().to_owned()).with_grpc_code(code)
+    if !kind.is_failure() {
+        return Error::new(kind, status.message().to_owned());
+    }
+    Error::new(
+        kind,
+        format!("the upstream service failed: {:?}", status.code()),
+    )
+    .with_source(format!("{:?}: {}", status.code(), status.message()))
 }

@@ -72,13 +72,24 @@ async fn errors_travel_as_real_status_codes_and_come_back_as_the_same_kinds() {
             .await
             .unwrap_err();
         assert_eq!(got.code(), status, "{code}");
-        // What a kit client sees: the same kind, the code kept.
+        // What a kit client sees: the same kind, and so the same code; a failure's message
+        // replaced by a fixed one, its text kept as the detail (for logs, not for callers).
         let err = client.call(Context::new(), (text, 1)).await.unwrap_err();
         assert_eq!(
             (err.kind(), err.grpc_code()),
             (kind, status as i32),
             "{code}"
         );
+        match kind.is_failure() {
+            true => {
+                assert_eq!(
+                    err.message(),
+                    format!("the upstream service failed: {status:?}")
+                );
+                assert_eq!(err.detail(), Some(format!("{status:?}: {}", got.message())));
+            }
+            false => assert_eq!((err.message(), err.detail()), (got.message(), None)),
+        }
     }
     // A decoder's refusal is invalid argument too; the server keeps serving.
     let err = raw

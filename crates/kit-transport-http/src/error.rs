@@ -27,15 +27,24 @@ pub fn encode_error(err: &Error) -> Response<Bytes> {
 const MAX_ERROR_MESSAGE: usize = 1024;
 
 /// The error a client makes of a non-2xx response: the kind from the status
-/// ([`ErrorKind::from_http_status`]), the status itself kept as the error's HTTP status, and
-/// the message from a `{"error":"..."}` body, or the body's text (at most 1 KiB) if it is not
-/// one.
+/// ([`ErrorKind::from_http_status`]), and a message that depends on whose fault it was.
+///
+/// - A 4xx is the remote's account of what was wrong with our request, and go-kit style APIs
+///   put their business errors there (`400 {"error":"can't sum two zeroes"}`): the message is
+///   the `{"error":"..."}` body's, or the body's text (at most 1 KiB).
+/// - A 5xx is the remote's own failure, whose text may name its internals (hosts, queries,
+///   stack traces): the message is fixed ("the upstream service failed: 503 Service
+///   Unavailable"), and the remote's text is the error's source, for logs and traces
+///   ([`Error::detail`]).
+///
+/// The remote's status is not kept as the error's HTTP status: a server that answers with this
+/// error answers the status of its kind, not the status someone else chose.
 pub fn error_from_response(status: StatusCode, body: &[u8]) -> Error {
     #[derive(serde::Deserialize)]
     struct ErrorBody {
         error: String,
     }
-    let message = match serde_json::from_slice::<ErrorBody>(body) {
+    let text = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(parsed) => parsed.error,
         Err(_) if body.is_empty() => status.canonical_reason().unwrap_or("").to_owned(),
         Err(_) => {
@@ -48,5 +57,9 @@ pub fn error_from_response(status: StatusCode, body: &[u8]) -> Error {
         }
     };
     let kind = ErrorKind::from_http_status(status.as_u16()).unwrap_or(ErrorKind::Unknown);
-    Error::new(kind, message).with_http_status(status.as_u16())
+    if status.is_client_error() {
+        return Error::new(kind, text);
+    }
+    Error::new(kind, format!("the upstream service failed: {status}"))
+        .with_source(format!("{status}: {text}"))
 }

@@ -1,5 +1,6 @@
-//! The client endpoint: deadlines and cancellation bound the call, errors keep their status and
-//! the server's message, hooks run, and a streaming decoder reads the body as it comes.
+//! The client endpoint: deadlines and cancellation bound the call, errors get their kind from
+//! the status (a 4xx keeps the server's message, a 5xx's text becomes the detail), hooks run,
+//! and a streaming decoder reads the body as it comes.
 
 mod support;
 
@@ -101,22 +102,44 @@ async fn the_deadline_of_the_call_bounds_the_exchange() {
 async fn non_2xx_responses_are_errors_with_status_kind_and_message() {
     let running = Running::serve(router()).await;
     let fail = client::<&str, ()>(&running, "/fail");
-    for (kind, status, message, expected) in [
-        ("not_found", 404, "no such thing", ErrorKind::NotFound),
-        ("unavailable", 503, "backend down", ErrorKind::Unavailable),
-        ("other", 500, "boom", ErrorKind::Internal),
+    // A 4xx keeps the remote's message (its account of our request); a 5xx gets a fixed one,
+    // the remote's text going to the detail: it must not reach our own callers.
+    for (kind, message, detail, expected) in [
+        ("not_found", "no such thing", None, ErrorKind::NotFound),
+        (
+            "unavailable",
+            "the upstream service failed: 503 Service Unavailable",
+            Some("503 Service Unavailable: backend down"),
+            ErrorKind::Unavailable,
+        ),
+        (
+            "other",
+            "the upstream service failed: 500 Internal Server Error",
+            Some("500 Internal Server Error: boom"),
+            ErrorKind::Internal,
+        ),
     ] {
         let err = fail.call(Context::new(), kind).await.unwrap_err();
         assert_eq!(
-            (err.kind(), err.http_status(), err.message()),
-            (expected, status, message)
+            (err.kind(), err.message(), err.detail().as_deref()),
+            (expected, message, detail)
         );
+        // Our own status is the kind's, not whatever the remote chose.
+        assert_eq!(err.http_status(), expected.http_status());
     }
     let text = client::<(), ()>(&running, "/text-error");
     let err = text.call(Context::new(), ()).await.unwrap_err();
     assert_eq!(
         (err.kind(), err.http_status(), err.message()),
-        (ErrorKind::Unavailable, 502, "upstream says no")
+        (
+            ErrorKind::Unavailable,
+            503,
+            "the upstream service failed: 502 Bad Gateway"
+        )
+    );
+    assert_eq!(
+        err.detail().as_deref(),
+        Some("502 Bad Gateway: upstream says no")
     );
     running.stop().await.unwrap();
 }
@@ -217,4 +240,60 @@ async fn hooks_see_the_request_and_response_and_a_streaming_decoder_reads_the_bo
         [Ok(200), Err(ErrorKind::Timeout)]
     );
     running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_passing_on_a_client_error_says_nothing_of_the_upstream() {
+    // The upstream fails with its internals in the message, and with a status of its choosing.
+    let upstream = Running::serve(Router::new().post(
+        "/report",
+        Server::new(
+            endpoint_fn(|_cx, (): ()| async move {
+                Err::<(), _>(
+                    Error::unavailable("db at 10.0.0.7:5432 down: FATAL password failed")
+                        .with_http_status(502),
+                )
+            }),
+            json::decode_request,
+            json::encode_response,
+        ),
+    ))
+    .await;
+    // Our service calls it with a kit client, and answers with whatever error it gets.
+    let to_upstream = client::<(), ()>(&upstream, "/report");
+    let gone = Client::<(), ()>::new(
+        Method::POST,
+        "http://127.0.0.1:1/report".parse().unwrap(),
+        json::encode_request,
+        json::decode_response,
+    );
+    let ours = Running::serve(
+        Router::new()
+            .post(
+                "/report",
+                Server::new(to_upstream, json::decode_request, json::encode_response),
+            )
+            .post(
+                "/gone",
+                Server::new(gone, json::decode_request, json::encode_response),
+            ),
+    )
+    .await;
+    for (path, status, message) in [
+        (
+            "/report",
+            503,
+            "the upstream service failed: 502 Bad Gateway",
+        ),
+        ("/gone", 503, "could not connect to the server"),
+    ] {
+        let answer = support::post(ours.addr, path, "application/json", "null").await;
+        assert_eq!(
+            (answer.status, answer.json()),
+            (status, serde_json::json!({ "error": message })),
+            "{path}"
+        );
+    }
+    ours.stop().await.unwrap();
+    upstream.stop().await.unwrap();
 }

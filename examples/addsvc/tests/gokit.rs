@@ -269,7 +269,8 @@ async fn kit_rs_clients_read_go_kits_errors_as_the_right_kinds() {
         );
     }
 
-    // go-kit's HTTP error encoder: anything not a business error is a 500 with {"error":..}.
+    // go-kit's HTTP error encoder: anything not a business error is a 500 with {"error":..}:
+    // internal, its text kept as the detail.
     let raw = kit_transport_http::Client::new(
         http::Method::POST,
         format!("http://{}/sum", gokit_addsvc.http).parse().unwrap(),
@@ -287,8 +288,20 @@ async fn kit_rs_clients_read_go_kits_errors_as_the_right_kinds() {
             .call(Context::new(), Bytes::from_static(body))
             .await
             .unwrap_err();
-        assert_eq!((err.kind(), err.http_status()), (ErrorKind::Internal, 500));
-        assert!(err.message().starts_with(message), "{err}");
+        // go-kit's text (its internals) is the detail, not the message a kit server would
+        // pass on to its own callers.
+        assert_eq!(
+            (err.kind(), err.message()),
+            (
+                ErrorKind::Internal,
+                "the upstream service failed: 500 Internal Server Error"
+            )
+        );
+        let detail = err.detail().unwrap();
+        assert!(
+            detail.starts_with(&format!("500 Internal Server Error: {message}")),
+            "{detail}"
+        );
     }
 
     // go-kit's JSON-RPC errors come with a null id: an unknown method is unimplemented ...
