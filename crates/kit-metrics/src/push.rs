@@ -6,6 +6,12 @@
 //! its deltas since the last flush, a gauge its last value (if it was set since), a histogram
 //! its observations (each one for StatsD, a summary for Influx and Graphite). The flush thread
 //! runs every interval, and sooner when histogram observations pile up past the MTU.
+//!
+//! Bounds (from issue 17): a histogram series keeps at most [`MAX_OBSERVATIONS`] between
+//! flushes (more are dropped and counted as lost, so a flush held up by a sink that is down
+//! cannot let memory grow without end); a series no metric handle holds and with nothing to send
+//! is forgotten at each flush (label values that come and go do not pile up); the interval is
+//! at least [`MIN_FLUSH_INTERVAL`] (0 made the flush thread spin).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -43,6 +49,8 @@ pub(crate) struct Series {
 /// How many histogram bytes wait for the next flush, and how to wake the flusher early.
 struct Pressure {
     pending_bytes: AtomicUsize,
+    /// Observations dropped because their series was full; counted as lost at the next flush.
+    dropped: AtomicU64,
     mtu: usize,
     wake: Arc<Wake>,
 }
@@ -80,7 +88,7 @@ pub(crate) trait Sink: Send + 'static {
 /// Options every push backend takes.
 #[derive(Clone, Copy, Debug)]
 pub struct PushOptions {
-    /// How often the flush thread sends. Default 10 s.
+    /// How often the flush thread sends. Default 10 s; at least 10 ms.
     pub flush_interval: Duration,
     /// The largest datagram (UDP sinks) in bytes, and the amount of pending histogram
     /// observations that triggers an early flush. Default 1432 (a 1500-byte Ethernet MTU less
@@ -96,6 +104,12 @@ impl Default for PushOptions {
         }
     }
 }
+
+/// The most observations a histogram series keeps between two flushes.
+pub(crate) const MAX_OBSERVATIONS: usize = 10_000;
+
+/// The shortest flush interval; shorter ones are raised to it.
+pub(crate) const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(10);
 
 /// A series' identity: its full name and label values.
 type SeriesKey = (String, Vec<String>);
@@ -136,6 +150,7 @@ impl Emitter {
             series: Mutex::new(HashMap::new()),
             pressure: Arc::new(Pressure {
                 pending_bytes: AtomicUsize::new(0),
+                dropped: AtomicU64::new(0),
                 mtu: options.mtu.max(64),
                 wake: Arc::clone(&wake),
             }),
@@ -145,7 +160,7 @@ impl Emitter {
         let weak = Arc::downgrade(&registry);
         std::thread::Builder::new()
             .name("kit-metrics-push".into())
-            .spawn(move || flush_loop(&weak, &wake, options.flush_interval))
+            .spawn(move || flush_loop(&weak, &wake, options.flush_interval.max(MIN_FLUSH_INTERVAL)))
             .expect("spawning the metrics flush thread");
         Emitter { registry }
     }
@@ -155,7 +170,8 @@ impl Emitter {
         self.registry.flush();
     }
 
-    /// Lines lost so far: sends that failed, datagrams too large, a connection that was down.
+    /// Lines lost so far: sends that failed, datagrams too large, a connection that was down,
+    /// and histogram observations dropped past [`MAX_OBSERVATIONS`] between two flushes.
     pub(crate) fn lost(&self) -> u64 {
         self.registry.lost.load(Ordering::Relaxed)
     }
@@ -221,6 +237,8 @@ impl Registry {
             .cloned()
             .collect();
         self.pressure.pending_bytes.store(0, Ordering::Relaxed);
+        let dropped = self.pressure.dropped.swap(0, Ordering::Relaxed);
+        self.lost.fetch_add(dropped, Ordering::Relaxed);
         let now = SystemTime::now();
         let mut lines = Vec::new();
         for s in &series {
@@ -250,6 +268,13 @@ impl Registry {
                 }
             }
         }
+        // Forget the series nothing holds but the registry and that have nothing to send: a
+        // label value seen once is not kept for ever. A handle made later makes it anew.
+        drop(series);
+        self.series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, s| Arc::strong_count(s) > 1 || s.dirty.load(Ordering::Acquire));
         if lines.is_empty() {
             return;
         }
@@ -465,11 +490,19 @@ impl Histogram for PushHistogram {
             Kind::Histogram("ms") => value * 1000.0,
             _ => value,
         };
-        series
-            .observations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(value);
+        {
+            let mut observations = series
+                .observations
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if observations.len() >= MAX_OBSERVATIONS {
+                // The flush is behind (a sink that is down holds it up): drop, and count.
+                drop(observations);
+                series.pressure.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            observations.push(value);
+        }
         series.dirty.store(true, Ordering::Release);
         // Roughly one line per observation: wake the flusher once a datagram's worth is waiting.
         let pressure = &series.pressure;
@@ -550,5 +583,144 @@ impl UdpSink {
         datagram.clear();
         *lines = 0;
         lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A sink that counts lines, and can be held shut (a server that does not answer).
+    struct Held {
+        lines: Arc<AtomicUsize>,
+        open: Gate,
+    }
+
+    impl Sink for Held {
+        fn send(&mut self, lines: &[String]) -> usize {
+            let mut open = self.open.0.lock().unwrap();
+            while !*open {
+                open = self.open.1.wait(open).unwrap();
+            }
+            self.lines.fetch_add(lines.len(), Ordering::Relaxed);
+            0
+        }
+    }
+
+    /// Opens a held sink.
+    type Gate = Arc<(Mutex<bool>, Condvar)>;
+
+    struct Plain;
+
+    impl LineFormat for Plain {
+        fn write(&self, out: &mut Vec<String>, s: &Series, _: Reading<'_>, _: SystemTime) {
+            out.push(format!("{}\n", s.name));
+        }
+    }
+
+    fn emitter(open: bool, interval: Duration) -> (Emitter, Arc<AtomicUsize>, Gate) {
+        let lines = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new((Mutex::new(open), Condvar::new()));
+        let sink = Held {
+            lines: Arc::clone(&lines),
+            open: Arc::clone(&gate),
+        };
+        let options = PushOptions {
+            flush_interval: interval,
+            mtu: 1 << 20,
+        };
+        (Emitter::start("", Plain, sink, options), lines, gate)
+    }
+
+    fn series_count(emitter: &Emitter) -> usize {
+        emitter.registry.series.lock().unwrap().len()
+    }
+
+    #[test]
+    fn series_nothing_holds_are_forgotten_once_flushed() {
+        let (emitter, lines, _) = emitter(true, Duration::from_secs(3600));
+        let requests = emitter.counter("requests", &["path"], 1.0).unwrap();
+        let held = requests.with(&["/kept"]).unwrap();
+        held.add(1.0);
+        for i in 0..1000 {
+            requests.with(&[&format!("/p{i}")]).unwrap().add(1.0);
+        }
+        // The metric's own (unlabelled) series, the held one and the thousand passing ones.
+        assert_eq!(series_count(&emitter), 1002);
+        emitter.flush();
+        assert_eq!(
+            lines.load(Ordering::Relaxed),
+            1001,
+            "every series was sent first"
+        );
+        // Only the series handles hold are left; the held one still counts.
+        assert_eq!(series_count(&emitter), 2);
+        held.add(2.0);
+        emitter.flush();
+        assert_eq!(lines.load(Ordering::Relaxed), 1002);
+    }
+
+    #[test]
+    fn observations_past_the_cap_are_dropped_and_counted_while_the_sink_is_stuck() {
+        let (emitter, lines, gate) = emitter(false, Duration::from_secs(3600));
+        let took = emitter.histogram("took", &[], "ms", 1.0).unwrap();
+        // A flush stuck in the sink (on another thread), while observations keep coming.
+        let stuck = {
+            let emitter = emitter.clone();
+            took.observe(0.5);
+            let (started, has_started) = mpsc::channel();
+            let handle = std::thread::spawn(move || {
+                started.send(()).unwrap();
+                emitter.flush();
+            });
+            has_started.recv().unwrap();
+            handle
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        for _ in 0..(MAX_OBSERVATIONS + 5000) {
+            took.observe(0.001);
+        }
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        stuck.join().unwrap();
+        emitter.flush();
+        // The stuck flush sent the first line; then the cap kept 10,000 and counted 5,000.
+        assert_eq!(lines.load(Ordering::Relaxed), 2);
+        assert_eq!(emitter.lost(), 5000);
+    }
+
+    /// CPU time of the flush thread, from /proc.
+    fn flush_thread_cpu() -> Duration {
+        let mut ticks = 0;
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let dir = task.unwrap().path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim() != "kit-metrics-pus" && comm.trim() != "kit-metrics-push" {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .collect();
+            ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        }
+        Duration::from_millis(ticks * 10)
+    }
+
+    #[test]
+    fn a_flush_interval_of_zero_does_not_spin() {
+        let before = flush_thread_cpu();
+        let (_emitter, _, _) = emitter(true, Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(500));
+        // Spinning, the thread would have used about the whole 500 ms.
+        let used = flush_thread_cpu() - before;
+        assert!(
+            used < Duration::from_millis(150),
+            "the flush thread used {used:?}"
+        );
     }
 }
