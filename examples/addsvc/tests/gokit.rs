@@ -440,3 +440,61 @@ fn one_trace_across_go_kit_and_kit_rs_in_both_directions() {
         );
     }
 }
+
+#[tokio::test]
+async fn kit_rs_clients_get_go_kits_answers_at_every_boundary() {
+    let Some(peer) = gokit::peer() else { return };
+    let gokit_addsvc = gokit::serve(peer, None);
+    for (transport, addr) in [
+        (Transport::Http, gokit_addsvc.http),
+        (Transport::Grpc, gokit_addsvc.grpc),
+        (Transport::JsonRpc, gokit_addsvc.jsonrpc),
+    ] {
+        let clients = instance_clients(transport, &addr.to_string()).unwrap();
+        for (call, expected) in cases() {
+            let got: Result<Value, kit_core::Error> = match call[0].as_str().unwrap() {
+                "sum" => {
+                    let request = addsvc::service::SumRequest {
+                        a: call[1].as_i64().unwrap(),
+                        b: call[2].as_i64().unwrap(),
+                    };
+                    clients
+                        .sum
+                        .call(Context::new(), request)
+                        .await
+                        .map(Value::from)
+                }
+                _ => {
+                    let request = addsvc::service::ConcatRequest {
+                        a: call[1].as_str().unwrap().to_owned(),
+                        b: call[2].as_str().unwrap().to_owned(),
+                    };
+                    clients
+                        .concat
+                        .call(Context::new(), request)
+                        .await
+                        .map(Value::from)
+                }
+            };
+            match (expected, transport) {
+                (Ok(v), _) => assert_eq!(got.unwrap(), v, "{call} over {transport:?}"),
+                // go-kit's JSON-RPC transport loses the business error: the zero value comes.
+                (Err(_), Transport::JsonRpc) => {
+                    let zero = match call[0].as_str() {
+                        Some("sum") => json!(0),
+                        _ => json!(""),
+                    };
+                    assert_eq!(got.unwrap(), zero, "{call}");
+                }
+                (Err(message), _) => {
+                    let err = got.unwrap_err();
+                    assert_eq!(
+                        (err.kind(), err.message()),
+                        (ErrorKind::Business, message),
+                        "{call} over {transport:?}"
+                    );
+                }
+            }
+        }
+    }
+}
