@@ -3,8 +3,6 @@
 //! request body and any `grpc-timeout`: a gRPC status, never a panic.
 #![no_main]
 
-use std::sync::LazyLock;
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use kit_core::{BoxEndpoint, Error, endpoint_fn};
@@ -39,13 +37,6 @@ impl Health for Check {
     }
 }
 
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
-});
-
 fuzz_target!(|data: &[u8]| {
     // The first byte says how many of the next bytes are the grpc-timeout value.
     let (timeout, body) = match data.split_first() {
@@ -75,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(value) = http::HeaderValue::from_bytes(timeout) {
         request.headers_mut().insert("grpc-timeout", value);
     }
-    RUNTIME.block_on(async {
+    kit_fuzz::block_on(async {
         let service = service.ready().await.unwrap();
         let response = service.call(request).await.unwrap();
         assert_eq!(response.status(), 200);

@@ -2,8 +2,6 @@
 //! answering any request body: it answers, and never panics.
 #![no_main]
 
-use std::sync::LazyLock;
-
 use bytes::Bytes;
 use http_body_util::Full;
 use kit_core::{Error, endpoint_fn};
@@ -18,13 +16,6 @@ struct Sum {
     tags: Vec<String>,
 }
 
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
-});
-
 fuzz_target!(|data: &[u8]| {
     let sum = endpoint_fn(|_cx, r: Sum| async move {
         r.a.checked_add(r.b)
@@ -36,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
         .header("content-type", "application/json")
         .body(Full::new(Bytes::copy_from_slice(data)))
         .unwrap();
-    let response = RUNTIME.block_on(server.handle(request));
+    let response = kit_fuzz::block_on(server.handle(request));
     let status = response.status().as_u16();
     assert!(matches!(status, 200 | 400 | 413), "{status}");
 });

@@ -10,13 +10,6 @@ use kit_core::{Error, endpoint_fn};
 use kit_transport_http::jsonrpc::{JsonRpcServer, decode_params, encode_result};
 use libfuzzer_sys::fuzz_target;
 
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
-});
-
 static SERVER: LazyLock<JsonRpcServer> = LazyLock::new(|| {
     JsonRpcServer::new()
         .batch_limit(16)
@@ -42,10 +35,9 @@ fuzz_target!(|data: &[u8]| {
         .header("content-type", "application/json")
         .body(Full::new(Bytes::copy_from_slice(data)))
         .unwrap();
-    let response = RUNTIME.block_on(SERVER.handle(request));
+    let response = kit_fuzz::block_on(SERVER.handle(request));
     let status = response.status().as_u16();
-    let body = RUNTIME
-        .block_on(response.into_body().collect())
+    let body = kit_fuzz::block_on(response.into_body().collect())
         .unwrap()
         .to_bytes();
     match status {
