@@ -51,6 +51,9 @@ pub struct Config {
     /// `-max-in-flight`: calls served at once per method, beyond which they are refused.
     /// Default 1024.
     pub max_in_flight: usize,
+    /// `-instrument`: a log line and metrics for every call. Default `true`; `false` leaves
+    /// both out (for the benchmark against raw servers).
+    pub instrument: bool,
     /// `-rate-limit`: calls per second per method, refused beyond (HTTP 429); none by default.
     pub rate_limit: Option<std::num::NonZeroU32>,
     /// `-breaker`: a circuit breaker on each method (kit-client's defaults); off by default.
@@ -91,6 +94,11 @@ impl Config {
         ),
         flags::Flag::new("timeout", "10s", "the most time a call may take"),
         flags::Flag::new("max-in-flight", "1024", "calls served at once per method"),
+        flags::Flag::new(
+            "instrument",
+            "true",
+            "a log line and metrics for every call: true or false",
+        ),
         flags::Flag::new(
             "rate-limit",
             "0",
@@ -162,6 +170,11 @@ impl Config {
                 "true" => true,
                 "false" => false,
                 other => return Err(format!("-breaker: {other:?} is not true or false")),
+            },
+            instrument: match parsed.get("instrument") {
+                "true" => true,
+                "false" => false,
+                other => return Err(format!("-instrument: {other:?} is not true or false")),
             },
             etcd: parsed
                 .get("etcd-addr")
@@ -237,34 +250,40 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         .map(|url| kit_trace::Tracing::zipkin("addsvc", url, 1.0));
     let tracer = tracing.as_ref().map(|t| t.provider().tracer("addsvc"));
 
-    // The endpoints, each behind the standard stack.
-    let mut sum = ServerStack::new("sum")
-        .logging(logger.clone())
-        .metrics(requests.clone(), durations.clone())?;
-    let mut concat = ServerStack::new("concat")
-        .logging(logger.clone())
-        .metrics(requests, durations)?;
-    if let Some(tracer) = &tracer {
-        sum = sum.with(EndpointTracing::new(tracer.clone(), "sum"));
-        concat = concat.with(EndpointTracing::new(tracer.clone(), "concat"));
-    }
-    // go-kit addsvc's rate limit and breaker, by flag (kit-client's).
-    if let Some(per_second) = config.rate_limit {
-        sum = sum.with(RateLimit::erroring(per_second));
-        concat = concat.with(RateLimit::erroring(per_second));
-    }
-    if config.breaker {
-        sum = sum.with(Breaker::new());
-        concat = concat.with(Breaker::new());
-    }
-    let sum = sum
-        .timeout(config.call_timeout)
-        .concurrency_limit(config.max_in_flight)
-        .wrap(service::sum_endpoint(integers));
-    let concat = concat
-        .timeout(config.call_timeout)
-        .concurrency_limit(config.max_in_flight)
-        .wrap(service::concat_endpoint(characters));
+    // The endpoints, each behind the standard stack: logged and counted unless told not to.
+    let (sum, concat) = match config.instrument {
+        true => (
+            the_rest(
+                "sum",
+                ServerStack::new("sum")
+                    .logging(logger.clone())
+                    .metrics(requests.clone(), durations.clone())?,
+                &config,
+                tracer.as_ref(),
+            )
+            .wrap(service::sum_endpoint(integers)),
+            the_rest(
+                "concat",
+                ServerStack::new("concat")
+                    .logging(logger.clone())
+                    .metrics(requests, durations)?,
+                &config,
+                tracer.as_ref(),
+            )
+            .wrap(service::concat_endpoint(characters)),
+        ),
+        false => (
+            the_rest("sum", ServerStack::new("sum"), &config, tracer.as_ref())
+                .wrap(service::sum_endpoint(integers)),
+            the_rest(
+                "concat",
+                ServerStack::new("concat"),
+                &config,
+                tracer.as_ref(),
+            )
+            .wrap(service::concat_endpoint(characters)),
+        ),
+    };
 
     health.grpc().set_serving("pb.Add", true).await;
     for (transport, addr) in [
@@ -360,6 +379,35 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         Err(err) => kit_log::error!(logger, "msg", "stopped", "err", format_args!("{err}")),
     };
     result.map_err(Into::into)
+}
+
+/// The rest of an endpoint's stack, after its logging and metrics: tracing, go-kit addsvc's
+/// rate limit and breaker (kit-client's, by flag), the timeout and the concurrency limit.
+fn the_rest<Req, Resp, C, H>(
+    name: &'static str,
+    stack: ServerStack<Req, Resp, C, H>,
+    config: &Config,
+    tracer: Option<&opentelemetry_sdk::trace::SdkTracer>,
+) -> ServerStack<Req, Resp, C, H>
+where
+    Req: Send + 'static,
+    Resp: kit_core::Failer + Send + 'static,
+    C: kit_metrics::Counter,
+    H: kit_metrics::Histogram,
+{
+    let mut stack = stack;
+    if let Some(tracer) = tracer {
+        stack = stack.with(EndpointTracing::new(tracer.clone(), name));
+    }
+    if let Some(per_second) = config.rate_limit {
+        stack = stack.with(RateLimit::erroring(per_second));
+    }
+    if config.breaker {
+        stack = stack.with(Breaker::new());
+    }
+    stack
+        .timeout(config.call_timeout)
+        .concurrency_limit(config.max_in_flight)
 }
 
 /// The logger addsvc writes to stderr: logfmt, or JSON, with a UTC timestamp and the caller.

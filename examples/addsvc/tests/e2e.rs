@@ -303,6 +303,27 @@ fn json_logs_by_flag() {
     assert_eq!(record["outcome"], "success");
 }
 
+#[test]
+fn instrument_false_serves_without_request_logs_or_metrics() {
+    let requests = |svc: &Running| {
+        http(svc.debug, "GET", "/metrics", b"")
+            .1
+            .lines()
+            .filter(|l| l.starts_with("example_addsvc_requests_total{"))
+            .count()
+    };
+    for (instrument, logged) in [("true", true), ("false", false)] {
+        let svc = start(&["-instrument", instrument]);
+        assert_eq!(post(svc.http, "/sum", r#"{"a":1,"b":2}"#).0, 200);
+        assert_eq!(requests(&svc) > 0, logged, "-instrument {instrument}");
+        let mut call_lines = 0;
+        while let Ok(line) = svc.logs.recv_timeout(Duration::from_millis(500)) {
+            call_lines += usize::from(line.contains("method=sum"));
+        }
+        assert_eq!(call_lines > 0, logged, "-instrument {instrument}");
+    }
+}
+
 /// A request whose body is half sent: in flight from the server's side until `finish`.
 struct SlowHttp {
     stream: TcpStream,

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# addsvc as shipped (a log line and metrics for every call, logs to /dev/null) and with
+# `-instrument false`, beside raw hyper and raw tonic doing the same work (examples/raw_addsvc.rs): HTTP/1.1 POST /sum under wrk and
+# gRPC pb.Add/Sum under h2load, the two servers alternating over rounds so that drift hits
+# both. Reports the medians of requests/s, latency (wrk's p50 and p99; h2load's mean), server
+# CPU per request (from /proc) and peak resident memory, with the ratios addsvc/raw; then
+# HTTP requests/s and p99 by connections (1, 8, 32, 128, 512), plotted to
+# docs/addsvc-scaling.png (matplotlib, installed into target/benchvenv by this script).
+#
+# Usage: bash examples/addsvc/bench/compare.sh [rounds] [seconds]
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+rounds=${1:-5}
+seconds=${2:-5}
+for tool in wrk h2load; do
+    command -v "$tool" >/dev/null || { echo "$tool is missing (bash .ci/install installs it)" >&2; exit 1; }
+done
+if ! target/benchvenv/bin/python -c "import matplotlib" 2>/dev/null; then
+    python3 -m venv target/benchvenv
+    target/benchvenv/bin/pip install --quiet matplotlib
+fi
+cargo build --release -q -p addsvc --bins --example raw_addsvc
+out=target/addsvc-bench
+mkdir -p "$out"
+: > "$out/runs.txt"
+
+cat > "$out/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"a":1,"b":2}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+# A gRPC frame: not compressed, 4 bytes, SumRequest { a: 1, b: 2 }.
+printf '\x00\x00\x00\x00\x04\x08\x01\x10\x02' > "$out/sum.grpc"
+
+target/release/addsvc -debug.addr 127.0.0.1:18180 -http-addr 127.0.0.1:18181 \
+    -grpc-addr 127.0.0.1:18182 -jsonrpc-addr 127.0.0.1:18184 2>/dev/null &
+kit_pid=$!
+target/release/addsvc -instrument false -debug.addr 127.0.0.1:18280 -http-addr 127.0.0.1:18281 \
+    -grpc-addr 127.0.0.1:18282 -jsonrpc-addr 127.0.0.1:18284 2>/dev/null &
+bare_pid=$!
+target/release/examples/raw_addsvc 127.0.0.1:18191 127.0.0.1:18192 &
+raw_pid=$!
+trap 'kill $kit_pid $bare_pid $raw_pid 2>/dev/null' EXIT
+sleep 1
+for port in 18181 18281 18191; do
+    curl -fsS -d '{"a":1,"b":2}' "http://127.0.0.1:$port/sum" | grep -q '"v":3' \
+        || { echo "the server on $port does not answer {\"v\":3}" >&2; exit 1; }
+done
+
+# CPU time of a process so far, in ticks of 10 ms.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+http_run() { # server pid port connections seconds
+    local before after text
+    before=$(ticks "$2")
+    text=$(wrk -t1 -c"$4" -d"$5s" --latency -s "$out/post.lua" "http://127.0.0.1:$3/sum")
+    after=$(ticks "$2")
+    if grep -q "Non-2xx\|Socket errors" <<<"$text"; then echo "errors: $text" >&2; exit 1; fi
+    awk -v who="$1" -v c="$4" -v cpu=$((after - before)) '
+        /^Requests\/sec:/ {rps = $2} /requests in/ {n = $1}
+        $1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2}
+        END {print "http", who, c, rps, n, p50, p99, cpu}' <<<"$text"
+}
+
+grpc_run() { # server pid port seconds
+    local before after text
+    before=$(ticks "$2")
+    text=$(h2load -c32 -m8 -t1 -D"$4" -d "$out/sum.grpc" -H 'content-type: application/grpc' \
+        -H 'te: trailers' "http://127.0.0.1:$3/pb.Add/Sum")
+    after=$(ticks "$2")
+    awk -v who="$1" -v cpu=$((after - before)) '
+        /^finished in/ {rps = $4} /^requests:/ {n = $8; failed = $10 + $12}
+        /^time for request:/ {mean = $6}
+        END {if (failed > 0) exit 1; print "grpc", who, 256, rps, n, mean, mean, cpu}' <<<"$text"
+}
+
+# Where each server is: pid, HTTP port, gRPC port.
+where_is() {
+    case $1 in
+        kit) echo "$kit_pid 18181 18182" ;;
+        bare) echo "$bare_pid 18281 18282" ;;
+        raw) echo "$raw_pid 18191 18192" ;;
+    esac
+}
+# Warm-up, then the rounds.
+for who in kit bare raw; do
+    read -r pid http grpc <<<"$(where_is $who)"
+    http_run "$who" "$pid" "$http" 32 2 >/dev/null
+done
+for round in $(seq "$rounds"); do
+    for who in kit bare raw; do
+        read -r pid http grpc <<<"$(where_is $who)"
+        http_run "$who" "$pid" "$http" 32 "$seconds" | tee -a "$out/runs.txt"
+        grpc_run "$who" "$pid" "$grpc" "$seconds" | tee -a "$out/runs.txt"
+    done
+done
+# Requests/s and p99 by connections.
+for c in 1 8 32 128 512; do
+    for who in kit raw; do
+        read -r pid http grpc <<<"$(where_is $who)"
+        http_run "$who" "$pid" "$http" "$c" 3 | sed 's/^http/scale/' | tee -a "$out/runs.txt"
+    done
+done
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+echo "peak resident: addsvc $(hwm $kit_pid) KiB, addsvc -instrument false $(hwm $bare_pid) KiB, raw $(hwm $raw_pid) KiB" | tee "$out/rss.txt"
+
+target/benchvenv/bin/python - "$out" <<'PY'
+import statistics, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+out = sys.argv[1]
+def ms(v):
+    for unit, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if v.endswith(unit) and not (unit == "s" and v.endswith(("us", "ms"))):
+            return float(v[: -len(unit)]) * f
+    return float(v)
+rows = [l.split() for l in open(f"{out}/runs.txt")]
+print()
+for proto in ("http", "grpc"):
+    med = {}
+    for who in ("kit", "bare", "raw"):
+        runs = [r for r in rows if r[0] == proto and r[1] == who]
+        med[who] = dict(
+            rps=statistics.median(float(r[3]) for r in runs),
+            p50=statistics.median(ms(r[5]) for r in runs),
+            p99=statistics.median(ms(r[6]) for r in runs),
+            cpu=statistics.median(int(r[7]) * 10_000 / int(r[4]) for r in runs),
+        )
+    k, b, r = med["kit"], med["bare"], med["raw"]
+    lat = "p50 / p99" if proto == "http" else "mean"
+    print(f"{proto}: req/s addsvc {k['rps']:.0f}, -instrument false {b['rps']:.0f}, raw {r['rps']:.0f}: ratios {k['rps']/r['rps']:.3f}, {b['rps']/r['rps']:.3f}")
+    print(f"  latency {lat} (ms): addsvc {k['p50']:.3f} / {k['p99']:.3f}, -instrument false {b['p50']:.3f} / {b['p99']:.3f}, raw {r['p50']:.3f} / {r['p99']:.3f}: p99 ratios {k['p99']/r['p99']:.3f}, {b['p99']/r['p99']:.3f}")
+    print(f"  server CPU per request (us): addsvc {k['cpu']:.1f}, -instrument false {b['cpu']:.1f}, raw {r['cpu']:.1f}: ratios {k['cpu']/r['cpu']:.3f}, {b['cpu']/r['cpu']:.3f}")
+print(open(f"{out}/rss.txt").read().strip())
+
+scale = [r for r in rows if r[0] == "scale"]
+fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+for who, label in (("kit", "addsvc (kit-rs, as shipped)"), ("raw", "raw hyper")):
+    pts = sorted((int(r[2]), float(r[3]), ms(r[6])) for r in scale if r[1] == who)
+    a.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+    b.plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=label)
+for ax, title in ((a, "requests/s"), (b, "p99 latency (ms)")):
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("connections (wrk, 1 thread, HTTP/1.1 POST /sum)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+fig.tight_layout()
+fig.savefig("docs/addsvc-scaling.png", dpi=100)
+print("plot: docs/addsvc-scaling.png")
+PY
