@@ -96,7 +96,7 @@ for round in $(seq "$rounds"); do
 done
 # Requests/s and p99 by connections.
 for c in 1 8 32 128 512; do
-    for who in kit raw; do
+    for who in kit bare raw; do
         read -r pid http grpc <<<"$(where_is $who)"
         http_run "$who" "$pid" "$http" "$c" 3 | sed 's/^http/scale/' | tee -a "$out/runs.txt"
     done
@@ -137,7 +137,11 @@ print(open(f"{out}/rss.txt").read().strip())
 
 scale = [r for r in rows if r[0] == "scale"]
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-for who, label in (("kit", "addsvc (kit-rs, as shipped)"), ("raw", "raw hyper")):
+for who, label in (
+    ("kit", "addsvc as shipped (logs, metrics)"),
+    ("bare", "addsvc -instrument false"),
+    ("raw", "raw hyper, same work"),
+):
     pts = sorted((int(r[2]), float(r[3]), ms(r[6])) for r in scale if r[1] == who)
     a.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
     b.plot([p[0] for p in pts], [p[2] for p in pts], marker="o", label=label)
