@@ -1,11 +1,13 @@
 //! Logs every call of an endpoint: method, outcome, duration and error (go-kit's
 //! `LoggingMiddleware`).
 
+use std::panic::Location;
 use std::time::Instant;
 
 use kit_core::{Context, Endpoint, Error, Middleware, Outcome};
 
 use crate::logger::Logger;
+use slog::{Level, RecordLocation, RecordStatic};
 
 /// The logging middleware: one record per call, after the call.
 ///
@@ -32,6 +34,7 @@ use crate::logger::Logger;
 pub struct EndpointLogging {
     logger: Logger,
     method: &'static str,
+    at: &'static Location<'static>,
 }
 
 impl EndpointLogging {
@@ -41,10 +44,17 @@ impl EndpointLogging {
     /// A business error carried in a successful response (an endpoint marked with
     /// [`kit_core::Failing`]) is logged as the `rejected` call it is, with its `err` and `kind`,
     /// as kit-core's [`Outcome::of_call`] reads it.
+    ///
+    /// The records' place (what [`caller`](crate::caller) shows) is where this was called, in
+    /// the service's own code, rather than this file, which every service would share; a
+    /// function that makes the middleware for its caller passes its own caller on by being
+    /// `#[track_caller]` too (as kit-server's `ServerStack::logging` is).
+    #[track_caller]
     pub fn new(logger: impl Into<Logger>, method: &'static str) -> Self {
         EndpointLogging {
             logger: logger.into(),
             method,
+            at: Location::caller(),
         }
     }
 }
@@ -57,6 +67,7 @@ impl<E> Middleware<E> for EndpointLogging {
             inner,
             logger: self.logger.clone(),
             method: self.method,
+            at: self.at,
         }
     }
 }
@@ -67,6 +78,8 @@ pub struct LoggedEndpoint<E> {
     inner: E,
     logger: Logger,
     method: &'static str,
+    /// Where the middleware was made: the records' place.
+    at: &'static Location<'static>,
 }
 
 impl<E, Req> Endpoint<Req> for LoggedEndpoint<E>
@@ -92,40 +105,48 @@ where
         if let Some(with_cause) = &with_cause {
             log = with_cause;
         }
+        let place = RecordLocation {
+            file: self.at.file(),
+            line: self.at.line(),
+            column: self.at.column(),
+            function: "",
+            module: "",
+        };
+        let at = |level| RecordStatic {
+            location: &place,
+            level,
+            tag: "",
+        };
+        let outcome = |err: &Error| match Outcome::of_error(err) {
+            Outcome::Failure => (Level::Error, "failure"),
+            _ => (Level::Info, "rejected"),
+        };
+        let no_message = format_args!("");
         match error {
             None => {
-                crate::info!(log, "method", method, "outcome", "success", "took", took);
-            }
-            Some(err) if Outcome::of_error(&err) == Outcome::Failure => {
-                let message = format_args!("{err}");
-                crate::error!(
-                    log,
-                    "method",
-                    method,
-                    "outcome",
-                    "failure",
-                    "took",
-                    took,
-                    "err",
-                    message,
-                    "kind",
-                    err.kind().as_str()
+                log.write(
+                    &at(Level::Info),
+                    &no_message,
+                    &[
+                        ("method", &method),
+                        ("outcome", &"success"),
+                        ("took", &took),
+                    ],
                 );
             }
             Some(err) => {
+                let (level, outcome) = outcome(&err);
                 let message = format_args!("{err}");
-                crate::info!(
-                    log,
-                    "method",
-                    method,
-                    "outcome",
-                    "rejected",
-                    "took",
-                    took,
-                    "err",
-                    message,
-                    "kind",
-                    err.kind().as_str()
+                log.write(
+                    &at(level),
+                    &no_message,
+                    &[
+                        ("method", &method),
+                        ("outcome", &outcome),
+                        ("took", &took),
+                        ("err", &message),
+                        ("kind", &err.kind().as_str()),
+                    ],
                 );
             }
         }

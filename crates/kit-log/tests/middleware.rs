@@ -151,3 +151,21 @@ async fn what_went_wrong_underneath_is_logged_as_the_cause() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn records_are_placed_where_the_middleware_was_made() {
+    let out = Captured::default();
+    let log = Logger::root(
+        Logfmt::new(out.clone()).fuse(),
+        o!("caller" => kit_log::caller()),
+    );
+    // The service's own line, not kit-log's middleware file that every service shares.
+    let made_at = line!() + 1;
+    let logging = EndpointLogging::new(log, "sum");
+    let sum = logging.wrap(endpoint_fn(|_cx, ()| async { Ok::<_, Error>(()) }));
+    sum.call(Context::new(), ()).await.unwrap();
+    let text = out.text();
+    let pairs = parse_logfmt(text.lines().next().unwrap()).unwrap();
+    let caller = &pairs.iter().find(|(k, _)| k == "caller").unwrap().1;
+    assert_eq!(caller, &format!("{}:{made_at}", file!()), "{text}");
+}

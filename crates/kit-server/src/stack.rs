@@ -39,7 +39,7 @@ use kit_metrics::{Counter, EndpointMetrics, Histogram, MetricError};
 /// ```
 pub struct ServerStack<Req, Resp, C = Discard, H = Discard> {
     method: &'static str,
-    logger: Option<Logger>,
+    logging: Option<EndpointLogging>,
     metrics: Option<EndpointMetrics<C, H>>,
     extra: Vec<Layer<Req, Resp>>,
     timeout: Option<Duration>,
@@ -53,7 +53,7 @@ impl<Req, Resp, C, H> std::fmt::Debug for ServerStack<Req, Resp, C, H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerStack")
             .field("method", &self.method)
-            .field("logging", &self.logger.is_some())
+            .field("logging", &self.logging.is_some())
             .field("metrics", &self.metrics.is_some())
             .field("extra", &self.extra.len())
             .field("timeout", &self.timeout)
@@ -67,7 +67,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> ServerStack<Req, Resp> {
     pub fn new(method: &'static str) -> Self {
         ServerStack {
             method,
-            logger: None,
+            logging: None,
             metrics: None,
             extra: Vec::new(),
             timeout: None,
@@ -79,9 +79,11 @@ impl<Req: Send + 'static, Resp: Send + 'static> ServerStack<Req, Resp> {
 impl<Req: Send + 'static, Resp: Send + 'static, C: Counter, H: Histogram>
     ServerStack<Req, Resp, C, H>
 {
-    /// Logs every call to `logger` ([`EndpointLogging`]).
+    /// Logs every call to `logger` ([`EndpointLogging`]); the records' place (kit-log's
+    /// `caller`) is where this is called, in the service's code.
+    #[track_caller]
     pub fn logging(mut self, logger: impl Into<Logger>) -> Self {
-        self.logger = Some(logger.into());
+        self.logging = Some(EndpointLogging::new(logger, self.method));
         self
     }
 
@@ -95,7 +97,7 @@ impl<Req: Send + 'static, Resp: Send + 'static, C: Counter, H: Histogram>
         Ok(ServerStack {
             metrics: Some(EndpointMetrics::new(self.method, requests, durations)?),
             method: self.method,
-            logger: self.logger,
+            logging: self.logging,
             extra: self.extra,
             timeout: self.timeout,
             concurrency_limit: self.concurrency_limit,
@@ -149,10 +151,8 @@ impl<Req: Send + 'static, Resp: Send + 'static, C: Counter, H: Histogram>
             Some(metrics) => BoxEndpoint::new(metrics.wrap(boxed)),
             None => boxed,
         };
-        match &self.logger {
-            Some(logger) => {
-                BoxEndpoint::new(EndpointLogging::new(logger.clone(), self.method).wrap(boxed))
-            }
+        match &self.logging {
+            Some(logging) => BoxEndpoint::new(logging.wrap(boxed)),
             None => boxed,
         }
     }

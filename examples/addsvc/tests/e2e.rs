@@ -301,6 +301,12 @@ fn json_logs_by_flag() {
     let record: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(record["method"], "sum");
     assert_eq!(record["outcome"], "success");
+    // The caller is addsvc's own code, where the stack was made, not kit-log's middleware.
+    let caller = record["caller"].as_str().unwrap();
+    assert!(
+        caller.starts_with("examples/addsvc/src/lib.rs:"),
+        "{caller}"
+    );
 }
 
 #[test]
