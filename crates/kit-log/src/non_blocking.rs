@@ -36,6 +36,10 @@ struct Counters {
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// Buffers that grew past this (a huge record) are not kept for reuse.
 const MAX_SPARE_BUFFER: usize = 64 * 1024;
+/// How soon the writer thread looks at the queue again after finding it empty: at first, and
+/// at most (while the service stays quiet).
+const MIN_POLL: Duration = Duration::from_millis(1);
+const MAX_POLL: Duration = Duration::from_millis(50);
 /// How long dropping the guard waits for the writer thread.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
@@ -284,15 +288,22 @@ fn write_lines<W: Write>(
         last: Instant::now(),
         format,
     };
+    let mut idle = MIN_POLL;
     loop {
         let message = match lines.try_recv() {
-            Ok(message) => message,
+            Ok(message) => {
+                idle = MIN_POLL;
+                message
+            }
             Err(TryRecvError::Empty) => {
                 let _ = reporter.catch_up(&mut writer, counters);
-                match lines.recv() {
-                    Ok(message) => message,
-                    Err(_) => break,
-                }
+                // Polled, not blocked on: a receiver blocked in `recv` makes every send wake
+                // this thread (a futex call and two context switches per record, as much CPU
+                // as the request being logged); polled, a burst is taken in one go. The poll
+                // slows down while the service is quiet.
+                thread::sleep(idle);
+                idle = (idle * 2).min(MAX_POLL);
+                continue;
             }
             Err(TryRecvError::Disconnected) => break,
         };
