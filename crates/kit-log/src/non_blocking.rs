@@ -117,22 +117,34 @@ impl NonBlockingGuard {
         let stopped = || io::Error::other("the log writer thread has stopped");
         let stalled = || io::Error::new(io::ErrorKind::TimedOut, "the log writer is stalled");
         let deadline = Instant::now() + SHUTDOWN_WAIT;
-        let mut flush = Message::Flush(done);
-        loop {
-            match self.queue.try_send(flush) {
-                Ok(()) => break,
-                Err(TrySendError::Disconnected(_)) => return Err(stopped()),
-                Err(TrySendError::Full(_)) if Instant::now() >= deadline => return Err(stalled()),
-                Err(TrySendError::Full(back)) => {
-                    flush = back;
-                    thread::sleep(Duration::from_millis(1));
-                }
-            }
+        match send_before(&self.queue, Message::Flush(done), deadline) {
+            Ok(()) => {}
+            Err(TrySendError::Disconnected(_)) => return Err(stopped()),
+            Err(TrySendError::Full(_)) => return Err(stalled()),
         }
         match wait.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(result) => result,
             Err(mpsc::RecvTimeoutError::Timeout) => Err(stalled()),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(stopped()),
+        }
+    }
+}
+
+/// Queues `message` behind what is there, retrying while the queue is full until `deadline`
+/// (a stalled writer keeps it full): the guard's messages must not be dropped as records are,
+/// nor wait for ever.
+fn send_before(
+    queue: &SyncSender<Message>,
+    mut message: Message,
+    deadline: Instant,
+) -> Result<(), TrySendError<Message>> {
+    loop {
+        match queue.try_send(message) {
+            Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                message = back;
+                thread::sleep(Duration::from_millis(1));
+            }
+            result => return result,
         }
     }
 }
@@ -143,16 +155,8 @@ impl Drop for NonBlockingGuard {
         let deadline = Instant::now() + SHUTDOWN_WAIT;
         // Behind what is queued: that is written first. A stalled writer keeps the queue full;
         // then the thread is left behind after the wait.
-        let mut stop = Message::Stop;
-        loop {
-            match self.queue.try_send(stop) {
-                Ok(()) | Err(TrySendError::Disconnected(_)) => break,
-                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
-                    stop = back;
-                    thread::sleep(Duration::from_millis(1));
-                }
-                Err(TrySendError::Full(_)) => return,
-            }
+        if let Err(TrySendError::Full(_)) = send_before(&self.queue, Message::Stop, deadline) {
+            return;
         }
         let wait = deadline.saturating_duration_since(Instant::now());
         if self.ended.recv_timeout(wait).is_ok() {

@@ -424,3 +424,33 @@ async fn batch_calls_run_concurrently_up_to_the_limit_and_answer_in_order() {
     );
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_413_and_one_sent_too_slowly_408() {
+    let running = Running::serve(
+        server()
+            .body_limit(64)
+            .body_read_timeout(std::time::Duration::from_millis(300)),
+    )
+    .await;
+    let call = r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#;
+    let padded = format!("{call}{}", " ".repeat(64));
+    let (status, answer) = rpc(&running, &padded).await;
+    assert_eq!(status, 413, "{answer:?}");
+    // Ten of fifty promised bytes, then nothing.
+    let slow = raw(
+        running.addr,
+        b"POST /rpc HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\nConnection: close\r\n\r\n{\"jsonrpc\"",
+    )
+    .await;
+    assert_eq!(slow.status, 408, "{slow:?}");
+    assert!(
+        slow.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not arrive")
+    );
+    // Within the limits, served.
+    assert_eq!(rpc(&running, call).await.1.unwrap()["result"], 3);
+    running.stop().await.unwrap();
+}
