@@ -8,7 +8,10 @@
 //! - a deadline for the client's HTTP/2 preface: hyper waits for it for ever, and a connection
 //!   that has sent nothing (or half a preface) keeps tonic's drain open until its deadline. A
 //!   connection whose preface is not complete within the handshake timeout, or when the drain
-//!   starts, fails its next read and is closed.
+//!   starts, fails its next read and is closed;
+//! - a write timeout: a client that stops reading keeps the server's writes pending for ever,
+//!   with its replies in memory and the drain held open. A write (or flush) pending for longer
+//!   than the write timeout fails, and the connection is closed.
 
 use std::future::Future;
 use std::io;
@@ -37,6 +40,7 @@ pub(crate) struct Incoming {
     permit: Option<OwnedSemaphorePermit>,
     pause: Option<Pin<Box<Sleep>>>,
     handshake_timeout: Duration,
+    write_timeout: Duration,
     draining: CancellationToken,
 }
 
@@ -45,6 +49,7 @@ impl Incoming {
         listener: TcpListener,
         max_connections: usize,
         handshake_timeout: Duration,
+        write_timeout: Duration,
         draining: CancellationToken,
     ) -> Incoming {
         Incoming {
@@ -53,6 +58,7 @@ impl Incoming {
             permit: None,
             pause: None,
             handshake_timeout,
+            write_timeout,
             draining,
         }
     }
@@ -86,6 +92,8 @@ impl futures_core::Stream for Incoming {
                             deadline: Box::pin(tokio::time::sleep(this.handshake_timeout)),
                             draining: Box::pin(this.draining.clone().cancelled_owned()),
                         }),
+                        write_timeout: this.write_timeout,
+                        write_stall: None,
                     })));
                 }
                 Err(err) if is_per_connection(&err) => continue,
@@ -114,6 +122,28 @@ pub(crate) struct Conn {
     _permit: OwnedSemaphorePermit,
     /// Until the preface has arrived.
     preface: Option<Preface>,
+    write_timeout: Duration,
+    /// Since when a write has been pending.
+    write_stall: Option<Pin<Box<Sleep>>>,
+}
+
+impl Conn {
+    /// A write's outcome, failed once it has been pending for the write timeout.
+    fn timed<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.write_stall = None;
+            return poll;
+        }
+        let timeout = self.write_timeout;
+        let stall = self
+            .write_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(stall.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the client read nothing for {timeout:?}"),
+        )))
+    }
 }
 
 struct Preface {
@@ -169,7 +199,9 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.timed(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -177,7 +209,9 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.timed(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -185,7 +219,9 @@ impl AsyncWrite for Conn {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_flush(cx);
+        this.timed(cx, poll)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

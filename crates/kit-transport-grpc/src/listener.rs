@@ -59,6 +59,7 @@ pub struct Listener {
     drain_timeout: Duration,
     max_connections: usize,
     handshake_timeout: Duration,
+    write_timeout: Duration,
     max_connection_age: Option<Duration>,
     health: Option<Health>,
 }
@@ -97,6 +98,7 @@ impl Listener {
             drain_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
             max_connection_age: None,
             health: None,
         })
@@ -147,6 +149,18 @@ impl Listener {
     /// 10 s.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// How long a write to a client may wait for the client to read; past it the connection is
+    /// closed, so a client that stops reading holds neither its replies in memory nor the drain.
+    /// Default 30 s.
+    ///
+    /// A client that reads but never grants HTTP/2 flow-control window is not covered: nothing
+    /// is written to it, so no write waits. What it holds is bounded by the stream limit and the
+    /// window, and at shutdown the drain timeout ends it.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
         self
     }
 
@@ -201,6 +215,7 @@ impl Listener {
             self.listener,
             self.max_connections,
             self.handshake_timeout,
+            self.write_timeout,
             closing.clone(),
         );
         let draining = Arc::new(Notify::new());

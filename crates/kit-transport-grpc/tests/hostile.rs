@@ -222,3 +222,103 @@ async fn a_connection_older_than_its_max_age_is_closed_with_goaway() {
         .expect("a graceful close (GOAWAY)");
     drop(send);
 }
+
+/// A client's stream that never reads: the server's replies pile up in the sockets.
+struct NeverReads(TcpStream);
+
+impl tokio::io::AsyncRead for NeverReads {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+}
+
+impl tokio::io::AsyncWrite for NeverReads {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
+    use prost::Message;
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, server) = serve_with(
+        |l| l.write_timeout(Duration::from_millis(500)),
+        Health::new(),
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .await;
+    // A small receive buffer, and HTTP/2 windows as large as can be: nothing but the sockets
+    // stops the server's writes.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (mut send, connection) = h2::client::Builder::new()
+        .initial_window_size(i32::MAX as u32)
+        .initial_connection_window_size(i32::MAX as u32)
+        .handshake::<_, bytes::Bytes>(NeverReads(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // Eight calls of 8,000 bytes (within the 64 KiB the client may send before it reads the
+    // server's window), each answered with 800 KB: more than the sockets hold.
+    let message = pb::SayRequest {
+        text: "x".repeat(8000),
+        times: 100,
+    }
+    .encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend((message.len() as u32).to_be_bytes());
+    frame.extend(message);
+    let frame = bytes::Bytes::from(frame);
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        send = send.ready().await.unwrap();
+        let request = http::Request::post(format!("http://{addr}/kittest.Echo/Say"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+        let (response, mut body) = send.send_request(request, false).unwrap();
+        body.send_data(frame.clone(), true).unwrap();
+        calls.push((response, body));
+    }
+    // Well-formed clients are served meanwhile.
+    assert_eq!(say(addr, "fine").await.unwrap(), "fine#none");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // The drain timeout is 30 s: the stalled connection is already closed, so the drain ends at
+    // once.
+    stop.send(()).unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(2), server)
+        .await
+        .expect("a client that stops reading does not hold the drain")
+        .unwrap();
+    served.expect("a clean drain");
+    drop(calls);
+}
