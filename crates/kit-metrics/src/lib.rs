@@ -40,6 +40,8 @@
 
 pub mod discard;
 mod error;
+#[cfg(feature = "facade")]
+pub mod facade;
 pub mod graphite;
 pub mod influx;
 pub mod memory;
