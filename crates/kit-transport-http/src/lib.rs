@@ -47,6 +47,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod automatic;
 mod body;
 mod client;
 mod deadlines;

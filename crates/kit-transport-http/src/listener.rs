@@ -16,6 +16,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::automatic::{Calls, JsonAutomaticAnswers};
 use crate::body::BoxError;
 use crate::deadlines::Deadlines;
 use crate::drain::Drain;
@@ -210,7 +211,9 @@ impl Listener {
             };
             let _ = stream.set_nodelay(true);
             let service = service.clone();
-            let hyper_service =
+            let calls = Arc::new(Calls::default());
+            let hyper_service = {
+                let calls = Arc::clone(&calls);
                 hyper::service::service_fn(move |mut request: Request<Incoming>| {
                     // HTTP/1.1 requests learn the peer from the connection's task
                     // (CONNECTION_PEER); HTTP/2 streams run on tasks of their own.
@@ -218,11 +221,15 @@ impl Listener {
                         request.extensions_mut().insert(RemoteAddr(peer));
                     }
                     let mut service = service.clone();
+                    let call = calls.start();
                     async move {
                         std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-                        service.call(request).await
+                        let response = service.call(request).await;
+                        drop(call);
+                        response
                     }
-                });
+                })
+            };
             let (header_read_timeout, write_timeout) =
                 (self.header_read_timeout, self.write_timeout);
             let builder = builder.clone();
@@ -248,6 +255,7 @@ impl Listener {
                         tokio::time::timeout(header_read_timeout, acceptor.accept(stream));
                     if let Ok(Ok(stream)) = handshake.await {
                         let stream = Deadlines::new(stream, header_read_timeout, write_timeout);
+                        let stream = JsonAutomaticAnswers::new(stream, calls);
                         let connection =
                             builder.serve_connection(TokioIo::new(stream), hyper_service);
                         tracked.serve(connection.into_owned()).await;
@@ -255,6 +263,7 @@ impl Listener {
                     return;
                 }
                 let stream = Deadlines::new(stream, header_read_timeout, write_timeout);
+                let stream = JsonAutomaticAnswers::new(stream, calls);
                 let connection = builder.serve_connection(TokioIo::new(stream), hyper_service);
                 tracked.serve(connection.into_owned()).await;
             }));

@@ -188,9 +188,40 @@ async fn every_bad_input_gets_its_status_and_a_json_error_and_the_server_keeps_s
     );
     let response = raw(addr, huge_header.as_bytes()).await;
     assert_eq!(response.status, 431, "{response:?}");
+    assert_eq!(
+        response.json()["error"],
+        "request header fields too large",
+        "hyper's own answer, with kit's body"
+    );
+    let many_headers = format!(
+        "POST /sum HTTP/1.1\r\nHost: t\r\n{}Connection: close\r\n\r\n",
+        "X-A: 1\r\n".repeat(500)
+    );
+    let response = raw(addr, many_headers.as_bytes()).await;
+    assert_eq!(response.status, 431, "{response:?}");
+    assert_eq!(response.json()["error"], "request header fields too large");
 
     let garbage = raw(addr, b"\x16\x03\x01 not http at all\r\n\r\n").await;
     assert_eq!(garbage.status, 400, "{garbage:?}");
+    assert_eq!(garbage.json()["error"], "malformed request head");
+    assert_eq!(
+        garbage.header("content-type"),
+        Some(kit_transport_http::JSON_CONTENT_TYPE)
+    );
+    // After a request served on the same connection too.
+    let second = raw(
+        addr,
+        b"POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 13\r\n\r\n{\"a\":1,\"b\":2}GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+    )
+    .await;
+    assert_eq!(second.status, 200, "{second:?}");
+    assert!(
+        second.body.starts_with("{\"v\":3}HTTP/1.1 400 ")
+            && second
+                .body
+                .ends_with("\r\n\r\n{\"error\":\"malformed request head\"}"),
+        "{second:?}"
+    );
 
     let ok = post(addr, "/sum", "application/json", r#"{"a":40,"b":2}"#).await;
     assert_eq!(ok.json(), serde_json::json!({"v": 42}));
