@@ -1,110 +1,45 @@
-//! Command-line flags as Go's `flag` package reads them, so that go-kit's addsvc and addcli
-//! command lines work unchanged: `-name value`, `-name=value`, `--name value`, and positional
-//! arguments after the flags (or after `--`).
+//! Command-line flags: parsed by clap, with Go's spellings accepted too, so that go-kit's addsvc
+//! and addcli command lines work unchanged (`-http-addr :8081`, `-method=concat`) beside
+//! clap's (`--http-addr :8081`); and the parsers for the values Go writes (`:8080`, `500ms`).
 
-use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// A flag: its name, default and help.
-#[derive(Clone, Copy, Debug)]
-pub struct Flag {
-    name: &'static str,
-    default: &'static str,
-    help: &'static str,
+/// Parses the command line `args` (with the program name) into `T`, Go's single-dash long
+/// flags first spelt as clap's ([`go_style`]). On a bad command line, and for `-h` or
+/// `--help`, prints what clap prints and exits as clap does (2, or 0 for help).
+pub fn parse<T: clap::Parser>(args: impl IntoIterator<Item = OsString>) -> T {
+    T::parse_from(go_style(args))
 }
 
-impl Flag {
-    /// A flag named `name` (without dashes).
-    pub const fn new(name: &'static str, default: &'static str, help: &'static str) -> Flag {
-        Flag {
-            name,
-            default,
-            help,
-        }
-    }
-}
-
-/// Parsed flags and positional arguments.
-#[derive(Debug)]
-pub struct Parsed {
-    values: HashMap<&'static str, String>,
-    /// The arguments after the flags.
-    pub positional: Vec<String>,
-}
-
-impl Parsed {
-    /// The value of the flag `name`, or its default.
-    ///
-    /// # Panics
-    ///
-    /// If `name` is not one of the flags given to [`parse`]: a programming error.
-    pub fn get(&self, name: &str) -> &str {
-        match self.values.get(name) {
-            Some(value) => value,
-            None => panic!("no flag named {name}"),
-        }
-    }
-}
-
-/// Reads `args` (without the program name) against `flags`. `-h` or `-help` is an error whose
-/// text is the usage.
-pub fn parse(flags: &[Flag], args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut values: HashMap<&'static str, String> = flags
-        .iter()
-        .map(|f| (f.name, f.default.to_owned()))
-        .collect();
+/// `args` with Go's single-dash long flags (`-http-addr`, `-log.format=json`) spelt as clap's
+/// (`--http-addr`), up to a `--`. A single letter (`-h`), a negative number (`-5`) and `-`
+/// alone are left as they are; so is the program name.
+pub fn go_style(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut args = args.into_iter();
-    let mut positional = Vec::new();
-    while let Some(arg) = args.next() {
+    let mut out: Vec<OsString> = args.next().into_iter().collect();
+    for arg in args.by_ref() {
         if arg == "--" {
-            positional.extend(args.by_ref());
+            out.push(arg);
             break;
         }
-        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
-            positional.push(arg);
-            positional.extend(args.by_ref());
-            break;
-        };
-        if flag.is_empty() || flag.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-            // "-" alone, or a negative number: a positional argument.
-            positional.push(arg.clone());
-            positional.extend(args.by_ref());
-            break;
+        let long = arg.to_str().is_some_and(|a| {
+            let name = a.strip_prefix('-').unwrap_or("");
+            let name = name.split('=').next().unwrap_or("");
+            !name.starts_with('-')
+                && name.len() > 1
+                && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        });
+        if long {
+            let mut spelt = OsString::from("-");
+            spelt.push(&arg);
+            out.push(spelt);
+        } else {
+            out.push(arg);
         }
-        let (name, inline) = match flag.split_once('=') {
-            Some((name, value)) => (name, Some(value.to_owned())),
-            None => (flag, None),
-        };
-        if name == "h" || name == "help" {
-            return Err(usage(flags));
-        }
-        let Some(known) = flags.iter().find(|f| f.name == name) else {
-            return Err(format!(
-                "flag provided but not defined: -{name}\n{}",
-                usage(flags)
-            ));
-        };
-        let value = match inline {
-            Some(value) => value,
-            None => args
-                .next()
-                .ok_or_else(|| format!("flag needs an argument: -{name}"))?,
-        };
-        values.insert(known.name, value);
     }
-    Ok(Parsed { values, positional })
-}
-
-/// The flags' usage text.
-pub fn usage(flags: &[Flag]) -> String {
-    let mut out = String::from("Flags:\n");
-    for f in flags {
-        out.push_str(&format!(
-            "  -{} {:?}\n        {}\n",
-            f.name, f.default, f.help
-        ));
-    }
+    out.extend(args);
     out
 }
 
@@ -138,54 +73,96 @@ pub fn duration(value: &str) -> Result<Duration, String> {
     }
 }
 
+/// An `http://` URL with a host (a Zipkin collector's spans endpoint, say).
+pub fn http_url(value: &str) -> Result<http::Uri, String> {
+    value
+        .parse::<http::Uri>()
+        .ok()
+        .filter(|u| u.scheme_str() == Some("http") && u.host().is_some())
+        .ok_or_else(|| format!("{value:?} is not an http:// URL"))
+}
+
+/// A count of at least one.
+pub fn positive(value: &str) -> Result<u32, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{value:?} is not a positive integer"))
+}
+
+/// go-kit's `-log.format`: `logfmt` or `json`; true for JSON.
+pub fn json_logs(value: &str) -> Result<bool, String> {
+    match value {
+        "logfmt" => Ok(false),
+        "json" => Ok(true),
+        other => Err(format!("{other:?} is not logfmt or json")),
+    }
+}
+
+/// A comma-separated list, blanks dropped: `-etcd-addr a:2379,b:2379`.
+pub fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const FLAGS: &[Flag] = &[
-        Flag::new("http-addr", "", "h"),
-        Flag::new("method", "sum", "m"),
-    ];
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
+    fn go(s: &str) -> Vec<String> {
+        go_style(
+            std::iter::once("prog")
+                .chain(s.split_whitespace())
+                .map(OsString::from),
+        )
+        .into_iter()
+        .skip(1)
+        .map(|a| a.into_string().unwrap())
+        .collect()
     }
 
     #[test]
-    fn go_style_flags_then_positional_arguments() {
-        let p = parse(FLAGS, args("-http-addr localhost:8081 -method=concat a b")).unwrap();
-        assert_eq!(p.get("http-addr"), "localhost:8081");
-        assert_eq!(p.get("method"), "concat");
-        assert_eq!(p.positional, ["a", "b"]);
-        let p = parse(FLAGS, args("--http-addr :1 -5 -7")).unwrap();
-        assert_eq!((p.get("http-addr"), p.get("method")), (":1", "sum"));
-        assert_eq!(p.positional, ["-5", "-7"]);
-        let p = parse(FLAGS, args("-- -method x")).unwrap();
-        assert_eq!(p.positional, ["-method", "x"]);
-        assert!(
-            parse(FLAGS, args("-nope 1"))
-                .unwrap_err()
-                .contains("not defined: -nope")
+    fn gos_single_dash_long_flags_are_spelt_as_claps() {
+        assert_eq!(
+            go("-http-addr :1 -method=concat --grpc-addr :2 a b"),
+            [
+                "--http-addr",
+                ":1",
+                "--method=concat",
+                "--grpc-addr",
+                ":2",
+                "a",
+                "b"
+            ]
         );
-        assert!(
-            parse(FLAGS, args("-method"))
-                .unwrap_err()
-                .contains("needs an argument")
-        );
-        assert!(parse(FLAGS, args("-h")).unwrap_err().starts_with("Flags:"));
+        assert_eq!(go("-log.format json"), ["--log.format", "json"]);
+        // Single letters, negative numbers, `-` alone, and everything after `--`.
+        assert_eq!(go("-h -5 - -x"), ["-h", "-5", "-", "-x"]);
+        assert_eq!(go("-- -method x"), ["--", "-method", "x"]);
     }
 
     #[test]
-    fn addresses_and_durations_as_go_writes_them() {
+    fn values_as_go_writes_them() {
         assert_eq!(addr(":8080").unwrap(), "0.0.0.0:8080".parse().unwrap());
         assert_eq!(addr("127.0.0.1:0").unwrap(), "127.0.0.1:0".parse().unwrap());
         assert!(addr("nowhere").is_err());
+        assert!(addr("localhost:0").unwrap().ip().is_loopback());
         assert_eq!(duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(duration("5").is_err());
-        assert!(duration("5 s").is_err());
-        assert!(duration("s").is_err());
-        assert!(duration("99999999999999999h").is_err());
-        assert!(addr("localhost:0").unwrap().ip().is_loopback());
+        for bad in ["5", "5 s", "s", "99999999999999999h"] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
+        assert!(http_url("http://z:9411/api/v2/spans").is_ok());
+        assert!(http_url("ftp://z/spans").is_err());
+        assert_eq!(positive("3"), Ok(3));
+        assert!(positive("0").is_err());
+        assert_eq!(list(" a, ,b "), ["a", "b"]);
+        assert_eq!(json_logs("json"), Ok(true));
+        assert!(json_logs("xml").is_err());
     }
 }

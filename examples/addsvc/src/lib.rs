@@ -69,127 +69,91 @@ pub struct Config {
     pub advertise_host: String,
 }
 
-impl Config {
-    /// The flags addsvc takes, with their defaults and help.
-    pub const FLAGS: &'static [flags::Flag] = &[
-        flags::Flag::new("debug.addr", ":8080", "debug and metrics listen address"),
-        flags::Flag::new("http-addr", ":8081", "HTTP listen address"),
-        flags::Flag::new("grpc-addr", ":8082", "gRPC listen address"),
-        flags::Flag::new("jsonrpc-addr", ":8084", "JSON-RPC listen address"),
-        flags::Flag::new("log.format", "logfmt", "log format: logfmt or json"),
-        flags::Flag::new(
-            "zipkin-url",
-            "",
-            "Zipkin collector URL, e.g. http://localhost:9411/api/v2/spans (none: no tracing)",
-        ),
-        flags::Flag::new(
-            "drain-timeout",
-            "30s",
-            "how long in-flight calls get on shutdown",
-        ),
-        flags::Flag::new(
-            "readiness-delay",
-            "0s",
-            "how long /readyz fails after SIGTERM before the listeners stop accepting",
-        ),
-        flags::Flag::new("timeout", "10s", "the most time a call may take"),
-        flags::Flag::new("max-in-flight", "1024", "calls served at once per method"),
-        flags::Flag::new(
-            "instrument",
-            "true",
-            "a log line and metrics for every call: true or false",
-        ),
-        flags::Flag::new(
-            "rate-limit",
-            "0",
-            "calls per second per method, refused beyond (0: no limit)",
-        ),
-        flags::Flag::new(
-            "breaker",
-            "false",
-            "a circuit breaker on each method: true or false",
-        ),
-        flags::Flag::new(
-            "etcd-addr",
-            "",
-            "etcd endpoints to register in, comma-separated (none: no registration)",
-        ),
-        flags::Flag::new(
-            "etcd-prefix",
-            "/services/addsvc/",
-            "the service's etcd key prefix",
-        ),
-        flags::Flag::new("etcd-ttl", "5s", "the etcd registration's lease"),
-        flags::Flag::new(
-            "advertise-host",
-            "127.0.0.1",
-            "the host registered with each listener's port",
-        ),
-    ];
+/// addsvc's command line: go-kit addsvc's flag names and defaults (`-name` or `--name`).
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "addsvc",
+    version,
+    about = "go-kit's addsvc in kit-rs: Sum and Concat over HTTP/JSON, gRPC and JSON-RPC 2.0"
+)]
+struct Flags {
+    /// Debug and metrics listen address
+    #[arg(long = "debug.addr", default_value = ":8080", value_parser = flags::addr)]
+    debug_addr: SocketAddr,
+    /// HTTP listen address
+    #[arg(long, default_value = ":8081", value_parser = flags::addr)]
+    http_addr: SocketAddr,
+    /// gRPC listen address
+    #[arg(long, default_value = ":8082", value_parser = flags::addr)]
+    grpc_addr: SocketAddr,
+    /// JSON-RPC listen address
+    #[arg(long, default_value = ":8084", value_parser = flags::addr)]
+    jsonrpc_addr: SocketAddr,
+    /// Log format: logfmt or json
+    #[arg(long = "log.format", value_name = "logfmt|json", default_value = "logfmt", value_parser = flags::json_logs, action = clap::ArgAction::Set)]
+    json_logs: bool,
+    /// Zipkin collector URL, e.g. http://localhost:9411/api/v2/spans (none: no tracing)
+    #[arg(long, value_parser = flags::http_url)]
+    zipkin_url: Option<http::Uri>,
+    /// How long in-flight calls get on shutdown
+    #[arg(long, default_value = "30s", value_parser = flags::duration)]
+    drain_timeout: Duration,
+    /// How long /readyz fails after SIGTERM before the listeners stop accepting
+    #[arg(long, default_value = "0s", value_parser = flags::duration)]
+    readiness_delay: Duration,
+    /// The most time a call may take
+    #[arg(long, default_value = "10s", value_parser = flags::duration)]
+    timeout: Duration,
+    /// Calls served at once per method
+    #[arg(long, default_value = "1024", value_parser = flags::positive)]
+    max_in_flight: u32,
+    /// A log line and metrics for every call: true or false
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    instrument: bool,
+    /// Calls per second per method, refused beyond (0: no limit)
+    #[arg(long, default_value_t = 0)]
+    rate_limit: u32,
+    /// A circuit breaker on each method: true or false
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    breaker: bool,
+    /// etcd endpoints to register in, comma-separated (none: no registration)
+    #[arg(long, default_value = "")]
+    etcd_addr: String,
+    /// The service's etcd key prefix
+    #[arg(long, default_value = "/services/addsvc/")]
+    etcd_prefix: String,
+    /// The etcd registration's lease
+    #[arg(long, default_value = "5s", value_parser = flags::duration)]
+    etcd_ttl: Duration,
+    /// The host registered with each listener's port
+    #[arg(long, default_value = "127.0.0.1", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    advertise_host: String,
+}
 
-    /// Reads the command line (without the program name).
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config, String> {
-        let parsed = flags::parse(Self::FLAGS, args)?;
-        if let Some(extra) = parsed.positional.first() {
-            return Err(format!("unexpected argument {extra:?}"));
+impl Config {
+    /// Reads the command line (with the program name), in Go's spelling or clap's; on a bad
+    /// one, and for `-h`, prints what clap prints and exits (2, or 0 for help).
+    pub fn from_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Config {
+        let f: Flags = flags::parse(args);
+        Config {
+            debug_addr: f.debug_addr,
+            http_addr: f.http_addr,
+            grpc_addr: f.grpc_addr,
+            jsonrpc_addr: f.jsonrpc_addr,
+            zipkin_url: f.zipkin_url,
+            json_logs: f.json_logs,
+            drain_timeout: f.drain_timeout,
+            readiness_delay: f.readiness_delay,
+            call_timeout: f.timeout,
+            max_in_flight: f.max_in_flight as usize,
+            instrument: f.instrument,
+            rate_limit: std::num::NonZeroU32::new(f.rate_limit),
+            breaker: f.breaker,
+            etcd: flags::list(&f.etcd_addr),
+            etcd_prefix: f.etcd_prefix,
+            etcd_ttl: f.etcd_ttl,
+            advertise_host: f.advertise_host,
         }
-        let zipkin_url = match parsed.get("zipkin-url") {
-            "" => None,
-            url => Some(
-                url.parse::<http::Uri>()
-                    .ok()
-                    .filter(|u| u.scheme_str() == Some("http") && u.host().is_some())
-                    .ok_or_else(|| format!("-zipkin-url: {url:?} is not an http:// URL"))?,
-            ),
-        };
-        Ok(Config {
-            debug_addr: flags::addr(parsed.get("debug.addr"))?,
-            http_addr: flags::addr(parsed.get("http-addr"))?,
-            grpc_addr: flags::addr(parsed.get("grpc-addr"))?,
-            jsonrpc_addr: flags::addr(parsed.get("jsonrpc-addr"))?,
-            zipkin_url,
-            json_logs: match parsed.get("log.format") {
-                "logfmt" => false,
-                "json" => true,
-                other => return Err(format!("-log.format: {other:?} is not logfmt or json")),
-            },
-            drain_timeout: flags::duration(parsed.get("drain-timeout"))?,
-            readiness_delay: flags::duration(parsed.get("readiness-delay"))?,
-            call_timeout: flags::duration(parsed.get("timeout"))?,
-            max_in_flight: parsed
-                .get("max-in-flight")
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or("-max-in-flight: a positive integer")?,
-            rate_limit: match parsed.get("rate-limit").parse::<u32>() {
-                Ok(n) => std::num::NonZeroU32::new(n),
-                Err(_) => return Err("-rate-limit: a number of calls per second".into()),
-            },
-            breaker: match parsed.get("breaker") {
-                "true" => true,
-                "false" => false,
-                other => return Err(format!("-breaker: {other:?} is not true or false")),
-            },
-            instrument: match parsed.get("instrument") {
-                "true" => true,
-                "false" => false,
-                other => return Err(format!("-instrument: {other:?} is not true or false")),
-            },
-            etcd: parsed
-                .get("etcd-addr")
-                .split(',')
-                .map(str::trim)
-                .filter(|a| !a.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            etcd_prefix: parsed.get("etcd-prefix").to_owned(),
-            etcd_ttl: flags::duration(parsed.get("etcd-ttl"))?,
-            advertise_host: match parsed.get("advertise-host") {
-                "" => return Err("-advertise-host: a host name or address".into()),
-                host => host.to_owned(),
-            },
-        })
     }
 }
 

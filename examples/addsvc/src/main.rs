@@ -5,13 +5,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match addsvc::Config::from_args(std::env::args().skip(1)) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("addsvc: {err}");
-            return ExitCode::from(2);
-        }
-    };
+    let config = addsvc::Config::from_args(std::env::args_os());
     let (logger, _log_writer) = addsvc::logger(config.json_logs);
     match addsvc::run(config, logger).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -379,27 +379,44 @@ fn addcli_balances_over_several_addresses_and_one_down_is_no_failure() {
             .unwrap();
         assert_eq!(out.status.code(), Some(1));
     }
-    for (args, error) in [
+    // A bad command line is clap's usage error (exit 2); a failed call exits 1.
+    for (args, error, code) in [
         (
             vec!["-http-addr", "127.0.0.1:1", "-attempts", "0", "1", "2"],
-            "-attempts",
+            "--attempts",
+            2,
         ),
         (
             vec!["-http-addr", "127.0.0.1:1", "-breaker", "maybe", "1", "2"],
-            "-breaker",
+            "--breaker",
+            2,
         ),
         (
             vec!["-http-addr", "127.0.0.1:1", "-rate-limit", "lots", "1", "2"],
-            "-rate-limit",
+            "--rate-limit",
+            2,
         ),
-        (vec!["-http-addr", ",", "1", "2"], "no address"),
+        (
+            vec![
+                "-http-addr",
+                "127.0.0.1:1",
+                "-grpc-addr",
+                "127.0.0.1:1",
+                "1",
+                "2",
+            ],
+            "cannot be used with",
+            2,
+        ),
+        (vec!["-http-addr", "127.0.0.1:1", "1"], "<B>", 2),
+        (vec!["-http-addr", ",", "1", "2"], "no address", 1),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_addcli"))
             .args(&args)
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
         assert!(err.contains(error), "{args:?}: {err}");
     }
 }

@@ -236,12 +236,27 @@ fn addcli_calls_addsvc_over_all_three_transports() {
             "result exceeds maximum size",
         );
         failed(&["x", "1"], "\"x\" is not an integer");
-        failed(&["1"], "two arguments");
-        failed(&["-method", "product", "1", "2"], "not sum or concat");
+        // A bad command line is clap's usage error: exit 2.
+        for (args, error) in [
+            (&["1"][..], "<B>"),
+            (
+                &["-method", "product", "1", "2"],
+                "[possible values: sum, concat]",
+            ),
+        ] {
+            let mut all = vec![flag, addr.as_str()];
+            all.extend_from_slice(args);
+            let (code, _, err) = addcli(&all);
+            assert_eq!(code, Some(2), "{all:?}: {err}");
+            assert!(err.contains(error), "{all:?}: {err}");
+        }
     }
     let (code, _, err) = addcli(&["1", "2"]);
-    assert_eq!(code, Some(1));
-    assert!(err.contains("exactly one of"), "{err}");
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("<--http-addr <HTTP_ADDR>|--grpc-addr <GRPC_ADDR>|--jsonrpc-addr"),
+        "{err}"
+    );
     // Nothing listening there.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let gone = closed.local_addr().unwrap().to_string();
@@ -263,7 +278,8 @@ fn bad_flags_are_refused_before_anything_starts() {
             vec!["-zipkin-url", "ftp://127.0.0.1/spans"],
             "not an http:// URL",
         ),
-        (vec!["-nope"], "not defined"),
+        (vec!["-nope"], "unexpected argument '--nope'"),
+        (vec!["-max-in-flight=0"], "not a positive integer"),
         (vec!["stray"], "unexpected argument"),
         (vec!["-rate-limit", "fast"], "-rate-limit"),
         (vec!["-breaker", "yes"], "-breaker"),
@@ -275,6 +291,21 @@ fn bad_flags_are_refused_before_anything_starts() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(error), "{args:?}: {err}");
+    }
+    // Help is clap's, on stdout, with go-kit's flag names and the defaults.
+    let out = Command::new(env!("CARGO_BIN_EXE_addsvc"))
+        .arg("-help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "--http-addr <HTTP_ADDR>",
+        "--debug.addr",
+        "[default: :8081]",
+        "--log.format <logfmt|json>",
+    ] {
+        assert!(help.contains(line), "{line}: {help}");
     }
     // A port in use fails the start, with a non-zero exit.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

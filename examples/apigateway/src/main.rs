@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use addsvc::flags::{self, Flag};
+use addsvc::flags;
 use addsvc::transport::{
     ClientOptions, Transport, concat_request, http_options, instance_clients, json_body,
 };
@@ -48,67 +48,66 @@ use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::trace::SdkTracer;
 use serde_json::{Value, json};
 
-const FLAGS: &[Flag] = &[
-    Flag::new("http-addr", ":8000", "HTTP listen address"),
-    Flag::new("debug.addr", ":8090", "debug and metrics listen address"),
-    Flag::new(
-        "addsvc",
-        "localhost:8081",
-        "addsvc instances (comma-separated) when not discovered",
-    ),
-    Flag::new(
-        "addsvc-transport",
-        "http",
-        "how addsvc is called: http or grpc",
-    ),
-    Flag::new(
-        "stringsvc",
-        "",
-        "stringsvc instances (comma-separated) when not discovered",
-    ),
-    Flag::new(
-        "etcd-addr",
-        "",
-        "etcd endpoints (comma-separated): discover the instances there instead",
-    ),
-    Flag::new(
-        "zk-addr",
-        "",
-        "ZooKeeper servers (comma-separated): discover the instances there instead",
-    ),
-    Flag::new(
-        "consul-addr",
-        "",
-        "Consul agent (host:port): discover the instances there instead (services addsvc, addsvc-grpc, stringsvc)",
-    ),
-    Flag::new(
-        "dns-addr",
-        "",
-        "DNS servers (comma-separated IP:port): discover the instances by SRV records instead",
-    ),
-    Flag::new(
-        "dns-domain",
-        "service.consul",
-        "the domain of the SRV names (_addsvc._tcp.DOMAIN)",
-    ),
-    Flag::new("log.format", "logfmt", "log format: logfmt or json"),
-    Flag::new("zipkin-url", "", "Zipkin collector URL (none: no tracing)"),
-    Flag::new(
-        "timeout",
-        "10s",
-        "the most time a call may take, retries included",
-    ),
-    Flag::new(
-        "attempts",
-        "3",
-        "attempts per call; a retry goes to another instance",
-    ),
-    Flag::new(
-        "drain-timeout",
-        "10s",
-        "how long in-flight calls get on shutdown",
-    ),
-];
+/// apigateway's command line: go-kit's flag names (`-name` or `--name`).
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "apigateway",
+    version,
+    about = "go-kit's apigateway in kit-rs: one HTTP front door for addsvc and stringsvc"
+)]
+struct Flags {
+    /// HTTP listen address
+    #[arg(long, default_value = ":8000", value_parser = flags::addr)]
+    http_addr: SocketAddr,
+    /// Debug and metrics listen address
+    #[arg(long = "debug.addr", default_value = ":8090", value_parser = flags::addr)]
+    debug_addr: SocketAddr,
+    /// addsvc instances (comma-separated) when not discovered
+    #[arg(long, default_value = "localhost:8081")]
+    addsvc: String,
+    /// How addsvc is called
+    #[arg(long, value_enum, default_value_t = AddsvcTransport::Http)]
+    addsvc_transport: AddsvcTransport,
+    /// stringsvc instances (comma-separated) when not discovered
+    #[arg(long, default_value = "")]
+    stringsvc: String,
+    /// etcd endpoints (comma-separated): discover the instances there instead
+    #[arg(long, default_value = "")]
+    etcd_addr: String,
+    /// ZooKeeper servers (comma-separated): discover the instances there instead
+    #[arg(long, default_value = "")]
+    zk_addr: String,
+    /// Consul agent (host:port): discover the instances there instead (services addsvc, addsvc-grpc, stringsvc)
+    #[arg(long)]
+    consul_addr: Option<String>,
+    /// DNS servers (comma-separated IP:port): discover the instances by SRV records instead
+    #[arg(long, default_value = "")]
+    dns_addr: String,
+    /// The domain of the SRV names (_addsvc._tcp.DOMAIN)
+    #[arg(long, default_value = "service.consul")]
+    dns_domain: String,
+    /// Log format: logfmt or json
+    #[arg(long = "log.format", value_name = "logfmt|json", default_value = "logfmt", value_parser = flags::json_logs, action = clap::ArgAction::Set)]
+    json_logs: bool,
+    /// Zipkin collector URL (none: no tracing)
+    #[arg(long, value_parser = flags::http_url)]
+    zipkin_url: Option<http::Uri>,
+    /// The most time a call may take, retries included
+    #[arg(long, default_value = "10s", value_parser = flags::duration)]
+    timeout: Duration,
+    /// Attempts per call; a retry goes to another instance
+    #[arg(long, default_value = "3", value_parser = flags::positive)]
+    attempts: u32,
+    /// How long in-flight calls get on shutdown
+    #[arg(long, default_value = "10s", value_parser = flags::duration)]
+    drain_timeout: Duration,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum AddsvcTransport {
+    Http,
+    Grpc,
+}
 
 struct Config {
     http_addr: SocketAddr,
@@ -128,68 +127,46 @@ struct Config {
     drain_timeout: Duration,
 }
 
-fn list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 impl Config {
-    fn from_args(args: impl IntoIterator<Item = String>) -> Result<Config, String> {
-        let parsed = flags::parse(FLAGS, args)?;
-        if let Some(extra) = parsed.positional.first() {
-            return Err(format!(
-                "unexpected argument {extra:?}\n{}",
-                flags::usage(FLAGS)
-            ));
+    /// Reads the command line (with the program name); on a bad one, prints what clap prints
+    /// and exits.
+    fn from_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Config {
+        let f: Flags = flags::parse(args);
+        let dns = flags::list(&f.dns_addr)
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|_| {
+                <Flags as clap::CommandFactory>::command()
+                    .error(
+                        clap::error::ErrorKind::ValueValidation,
+                        format!("--dns-addr: {:?} is not a list of IP:port", f.dns_addr),
+                    )
+                    .exit()
+            });
+        Config {
+            http_addr: f.http_addr,
+            debug_addr: f.debug_addr,
+            addsvc: flags::list(&f.addsvc),
+            transport: match f.addsvc_transport {
+                AddsvcTransport::Http => Transport::Http,
+                AddsvcTransport::Grpc => Transport::Grpc,
+            },
+            stringsvc: flags::list(&f.stringsvc),
+            etcd: flags::list(&f.etcd_addr),
+            zookeeper: flags::list(&f.zk_addr),
+            consul: f
+                .consul_addr
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty()),
+            dns,
+            dns_domain: f.dns_domain.trim_matches('.').to_owned(),
+            json_logs: f.json_logs,
+            zipkin_url: f.zipkin_url,
+            timeout: f.timeout,
+            attempts: f.attempts,
+            drain_timeout: f.drain_timeout,
         }
-        Ok(Config {
-            http_addr: flags::addr(parsed.get("http-addr"))?,
-            debug_addr: flags::addr(parsed.get("debug.addr"))?,
-            addsvc: list(parsed.get("addsvc")),
-            transport: match parsed.get("addsvc-transport") {
-                "http" => Transport::Http,
-                "grpc" => Transport::Grpc,
-                other => return Err(format!("-addsvc-transport: {other:?} is not http or grpc")),
-            },
-            stringsvc: list(parsed.get("stringsvc")),
-            etcd: list(parsed.get("etcd-addr")),
-            zookeeper: list(parsed.get("zk-addr")),
-            consul: Some(parsed.get("consul-addr").trim().to_owned()).filter(|a| !a.is_empty()),
-            dns: list(parsed.get("dns-addr"))
-                .iter()
-                .map(|a| {
-                    a.parse()
-                        .map_err(|_| format!("-dns-addr: {a:?} is not an IP:port"))
-                })
-                .collect::<Result<_, _>>()?,
-            dns_domain: parsed.get("dns-domain").trim_matches('.').to_owned(),
-            json_logs: match parsed.get("log.format") {
-                "logfmt" => false,
-                "json" => true,
-                other => return Err(format!("-log.format: {other:?} is not logfmt or json")),
-            },
-            zipkin_url: match parsed.get("zipkin-url") {
-                "" => None,
-                url => Some(
-                    url.parse::<http::Uri>()
-                        .ok()
-                        .filter(|u| u.scheme_str() == Some("http") && u.host().is_some())
-                        .ok_or_else(|| format!("-zipkin-url: {url:?} is not an http:// URL"))?,
-                ),
-            },
-            timeout: flags::duration(parsed.get("timeout"))?,
-            attempts: parsed
-                .get("attempts")
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or("-attempts: a positive integer")?,
-            drain_timeout: flags::duration(parsed.get("drain-timeout"))?,
-        })
     }
 
     /// The instances of `service` over `transport`: from the registry a flag names, else the
@@ -475,13 +452,7 @@ async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Config::from_args(std::env::args().skip(1)) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("apigateway: {err}");
-            return ExitCode::from(2);
-        }
-    };
+    let config = Config::from_args(std::env::args_os());
     let (logger, _log_writer) = addsvc::logger(config.json_logs);
     let logger = logger.with(kit_log::kv!("svc", "apigateway"));
     match run(config, logger).await {

@@ -3,9 +3,9 @@
 //! 400 error), `POST /count {"s":"hello"}` answers `{"v":5}` (the length in bytes, as go-kit's
 //! `len`).
 //!
-//! `cargo run -p stringsvc` listens on :8080 (`stringsvc -listen 127.0.0.1:9000` elsewhere) and
-//! drains on SIGINT or SIGTERM. Built with `--features etcd`, `-etcd-addr HOST:PORT` registers it
-//! in etcd under `-etcd-prefix` (default `/services/stringsvc/`) as `-advertise-host` (default
+//! `cargo run -p stringsvc` listens on :8080 (`stringsvc --listen 127.0.0.1:9000` elsewhere) and
+//! drains on SIGINT or SIGTERM. Built with `--features etcd`, `--etcd-addr HOST:PORT` registers it
+//! in etcd under `--etcd-prefix` (default `/services/stringsvc/`) as `--advertise-host` (default
 //! `127.0.0.1`) with the listener's port, with a 5 s lease kept alive, deregistered when the
 //! drain starts.
 
@@ -35,7 +35,7 @@ fn uppercase(s: &str) -> Result<String, Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let flags = Flags::parse(std::env::args().skip(1))?;
+    let flags = <Flags as clap::Parser>::parse();
     let uppercase =
         endpoint_fn(|_cx, r: StringRequest| async move { uppercase(&r.s).map(|v| Reply { v }) });
     let count = endpoint_fn(|_cx, r: StringRequest| async move {
@@ -54,53 +54,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Server::new(count, json::decode_request, json::encode_response),
         );
 
-    let listener = Listener::bind(flags.listen.parse()?).await?;
+    let listener = Listener::bind(flags.listen).await?;
     eprintln!("listening on {}", listener.local_addr());
     let mut group = Group::new();
     group.stop_on_signals()?;
-    if let Some(etcd) = &flags.etcd {
+    if let Some(etcd) = &flags.etcd_addr {
         register(&mut group, etcd, &flags, listener.local_addr().port()).await?;
     }
     group.spawn("HTTP", listener.serve(router, group.stopping().wait()));
     Ok(group.run().await?)
 }
 
-/// The command line: `[-listen HOST:PORT] [-etcd-addr HOST:PORT[,...]] [-etcd-prefix P]
-/// [-advertise-host H]`.
+/// stringsvc's command line.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "stringsvc",
+    version,
+    about = "The smallest kit-rs service: uppercase and count over HTTP/JSON"
+)]
 struct Flags {
-    listen: String,
-    etcd: Option<Vec<String>>,
+    /// Listen address
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: std::net::SocketAddr,
+    /// etcd endpoints to register in, comma-separated (with the `etcd` feature)
+    #[arg(long, value_delimiter = ',')]
+    etcd_addr: Option<Vec<String>>,
+    /// The service's etcd key prefix
+    #[arg(long, default_value = "/services/stringsvc/")]
     etcd_prefix: String,
+    /// The host registered with the listener's port
+    #[arg(long, default_value = "127.0.0.1")]
     advertise_host: String,
-}
-
-impl Flags {
-    fn parse(args: impl Iterator<Item = String>) -> Result<Flags, String> {
-        let usage = "usage: stringsvc [-listen HOST:PORT] [-etcd-addr HOST:PORT[,...]] \
-                     [-etcd-prefix PREFIX] [-advertise-host HOST]";
-        let mut flags = Flags {
-            listen: "0.0.0.0:8080".to_owned(),
-            etcd: None,
-            etcd_prefix: "/services/stringsvc/".to_owned(),
-            advertise_host: "127.0.0.1".to_owned(),
-        };
-        let args: Vec<String> = args.collect();
-        for pair in args.chunks(2) {
-            let [flag, value] = pair else {
-                return Err(usage.to_owned());
-            };
-            match flag.trim_start_matches('-') {
-                "listen" => flags.listen = value.clone(),
-                "etcd-addr" => {
-                    flags.etcd = Some(value.split(',').map(|a| a.trim().to_owned()).collect())
-                }
-                "etcd-prefix" => flags.etcd_prefix = value.clone(),
-                "advertise-host" => flags.advertise_host = value.clone(),
-                _ => return Err(usage.to_owned()),
-            }
-        }
-        Ok(flags)
-    }
 }
 
 #[cfg(feature = "etcd")]

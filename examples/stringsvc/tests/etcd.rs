@@ -18,7 +18,7 @@ async fn registers_while_running_and_deregisters_on_sigterm() {
         return;
     };
     let mut child = Command::new(env!("CARGO_BIN_EXE_stringsvc"))
-        .args(["-listen", "127.0.0.1:0", "-etcd-addr", &etcd.endpoint()])
+        .args(["--listen", "127.0.0.1:0", "--etcd-addr", &etcd.endpoint()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -81,7 +81,7 @@ async fn registers_while_running_and_deregisters_on_sigterm() {
     assert_eq!(read(client.clone()).await, []);
     // An etcd that is not there fails the start, loudly.
     let out = Command::new(env!("CARGO_BIN_EXE_stringsvc"))
-        .args(["-listen", "127.0.0.1:0", "-etcd-addr", "127.0.0.1:1"])
+        .args(["--listen", "127.0.0.1:0", "--etcd-addr", "127.0.0.1:1"])
         .output()
         .unwrap();
     assert_ne!(out.status.code(), Some(0));

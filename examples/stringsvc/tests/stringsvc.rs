@@ -24,7 +24,7 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, serde_json::Value) {
 fn uppercase_and_count_and_their_errors() {
     let mut child = Killed(
         Command::new(env!("CARGO_BIN_EXE_stringsvc"))
-            .args(["-listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

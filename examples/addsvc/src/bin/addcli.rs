@@ -10,105 +10,84 @@ use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use addsvc::flags::{self, Flag};
+use addsvc::flags;
 use addsvc::transport::{AddClient, ClientOptions, Transport};
 use kit_core::Context;
 use opentelemetry::trace::TracerProvider;
 
-const FLAGS: &[Flag] = &[
-    Flag::new("http-addr", "", "HTTP addresses of addsvc, comma-separated"),
-    Flag::new("grpc-addr", "", "gRPC addresses of addsvc, comma-separated"),
-    Flag::new(
-        "jsonrpc-addr",
-        "",
-        "JSON-RPC addresses of addsvc, comma-separated",
-    ),
-    Flag::new("method", "sum", "sum or concat"),
-    Flag::new(
-        "timeout",
-        "10s",
-        "the most time the call may take, retries included",
-    ),
-    Flag::new(
-        "attempts",
-        "3",
-        "attempts per call, the first included; retries go to another instance",
-    ),
-    Flag::new(
-        "breaker",
-        "true",
-        "a circuit breaker on each instance: true or false",
-    ),
-    Flag::new("rate-limit", "0", "calls per second at most (0: no limit)"),
-    Flag::new(
-        "zipkin-url",
-        "",
-        "Zipkin collector URL, e.g. http://localhost:9411/api/v2/spans (none: no tracing)",
-    ),
-];
+/// addcli's command line: go-kit addcli's flag names (`-name` or `--name`), then A and B.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "addcli",
+    version,
+    about = "Calls any addsvc (kit-rs's or go-kit's) over HTTP, gRPC or JSON-RPC"
+)]
+#[command(group = clap::ArgGroup::new("transport").required(true).args(["http_addr", "grpc_addr", "jsonrpc_addr"]))]
+struct Flags {
+    /// HTTP addresses of addsvc, comma-separated
+    #[arg(long)]
+    http_addr: Option<String>,
+    /// gRPC addresses of addsvc, comma-separated
+    #[arg(long)]
+    grpc_addr: Option<String>,
+    /// JSON-RPC addresses of addsvc, comma-separated
+    #[arg(long)]
+    jsonrpc_addr: Option<String>,
+    /// The method to call
+    #[arg(long, value_enum, default_value_t = Method::Sum)]
+    method: Method,
+    /// The most time the call may take, retries included
+    #[arg(long, default_value = "10s", value_parser = flags::duration)]
+    timeout: Duration,
+    /// Attempts per call, the first included; retries go to another instance
+    #[arg(long, default_value = "3", value_parser = flags::positive)]
+    attempts: u32,
+    /// A circuit breaker on each instance: true or false
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    breaker: bool,
+    /// Calls per second at most (0: no limit)
+    #[arg(long, default_value_t = 0)]
+    rate_limit: u32,
+    /// Zipkin collector URL, e.g. http://localhost:9411/api/v2/spans (none: no tracing)
+    #[arg(long, value_parser = flags::http_url)]
+    zipkin_url: Option<http::Uri>,
+    /// The first operand: an integer for sum, a string for concat
+    #[arg(allow_negative_numbers = true)]
+    a: String,
+    /// The second operand
+    #[arg(allow_negative_numbers = true)]
+    b: String,
+}
 
-async fn run() -> Result<String, String> {
-    let parsed = flags::parse(FLAGS, std::env::args().skip(1))?;
-    let addrs = [
-        ("http-addr", Transport::Http),
-        ("grpc-addr", Transport::Grpc),
-        ("jsonrpc-addr", Transport::JsonRpc),
-    ];
-    let mut chosen = addrs
-        .iter()
-        .filter(|(flag, _)| !parsed.get(flag).is_empty());
-    let (flag, transport) = match (chosen.next(), chosen.next()) {
-        (Some(one), None) => one,
-        _ => {
-            return Err(format!(
-                "give exactly one of -http-addr, -grpc-addr, -jsonrpc-addr\n{}",
-                flags::usage(FLAGS)
-            ));
-        }
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Method {
+    Sum,
+    Concat,
+}
+
+async fn run(f: Flags) -> Result<String, String> {
+    let (addrs, transport) = match (&f.http_addr, &f.grpc_addr, &f.jsonrpc_addr) {
+        (Some(addrs), None, None) => (addrs, Transport::Http),
+        (None, Some(addrs), None) => (addrs, Transport::Grpc),
+        (None, None, Some(addrs)) => (addrs, Transport::JsonRpc),
+        _ => unreachable!("clap's group admits exactly one"),
     };
-    let addrs: Vec<&str> = parsed
-        .get(flag)
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .collect();
-    let options = ClientOptions {
-        attempts: parsed
-            .get("attempts")
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or("-attempts: a positive integer")?,
-        breaker: match parsed.get("breaker") {
-            "true" => true,
-            "false" => false,
-            other => return Err(format!("-breaker: {other:?} is not true or false")),
-        },
-        rate_limit: match parsed.get("rate-limit").parse::<u32>() {
-            Ok(n) => NonZeroU32::new(n),
-            Err(_) => return Err("-rate-limit: a number of calls per second".into()),
-        },
-        tracer: None,
-    };
+    let addrs = flags::list(addrs);
+    let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
     // go-kit addcli's -zipkin-url: each call a trace, its attempts CLIENT spans whose context
     // goes out in B3 headers.
-    let tracing = match parsed.get("zipkin-url") {
-        "" => None,
-        url => Some(kit_trace::Tracing::zipkin(
-            "addcli",
-            url.parse::<http::Uri>()
-                .ok()
-                .filter(|u| u.scheme_str() == Some("http") && u.host().is_some())
-                .ok_or_else(|| format!("-zipkin-url: {url:?} is not an http:// URL"))?,
-            1.0,
-        )),
-    };
+    let tracing = f
+        .zipkin_url
+        .clone()
+        .map(|url| kit_trace::Tracing::zipkin("addcli", url, 1.0));
     let options = ClientOptions {
+        attempts: f.attempts,
+        breaker: f.breaker,
+        rate_limit: NonZeroU32::new(f.rate_limit),
         tracer: tracing.as_ref().map(|t| t.provider().tracer("addcli")),
-        ..options
     };
-    let client = AddClient::new(*transport, &addrs, &options).map_err(|err| err.to_string())?;
-    let result = call(&parsed, &client).await;
+    let client = AddClient::new(transport, &addrs, &options).map_err(|err| err.to_string())?;
+    let result = call(&f, &client).await;
     if let Some(tracing) = tracing {
         // The call's spans go to the collector before the process ends.
         if let Err(err) = tracing.shutdown().await {
@@ -118,30 +97,23 @@ async fn run() -> Result<String, String> {
     result
 }
 
-/// The call the positional arguments ask for, as the line addcli prints.
-async fn call(parsed: &flags::Parsed, client: &AddClient) -> Result<String, String> {
-    let [a, b] = parsed.positional.as_slice() else {
-        return Err(format!(
-            "two arguments, A and B: got {}",
-            parsed.positional.len()
-        ));
-    };
-    let timeout: Duration = flags::duration(parsed.get("timeout"))?;
-    let cx = Context::new().with_timeout(timeout);
-    match parsed.get("method") {
-        "sum" => {
+/// The call the operands ask for, as the line addcli prints.
+async fn call(f: &Flags, client: &AddClient) -> Result<String, String> {
+    let (a, b) = (&f.a, &f.b);
+    let cx = Context::new().with_timeout(f.timeout);
+    match f.method {
+        Method::Sum => {
             let (x, y) = (integer(a)?, integer(b)?);
             let v = client.sum(cx, x, y).await.map_err(|e| e.to_string())?;
             Ok(format!("{x} + {y} = {v}"))
         }
-        "concat" => {
+        Method::Concat => {
             let v = client
                 .concat(cx, a.clone(), b.clone())
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(format!("{a:?} + {b:?} = {v:?}"))
         }
-        other => Err(format!("-method: {other:?} is not sum or concat")),
     }
 }
 
@@ -151,7 +123,8 @@ fn integer(s: &str) -> Result<i64, String> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    match run().await {
+    let f: Flags = flags::parse(std::env::args_os());
+    match run(f).await {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
