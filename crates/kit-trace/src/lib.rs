@@ -9,6 +9,8 @@
 //!   context ([`current`]); business errors are tagged, not marked as failures.
 //! - Features `http` and `grpc`: SERVER spans from kit-transport-http and kit-transport-grpc
 //!   hooks, and client-side injection (`http::inject`, `grpc::inject`).
+//! - Feature `tracing`: spans opened through the `tracing` facade join kit's traces
+//!   (`Tracing::tracing_layer`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]

@@ -163,7 +163,18 @@ impl<E: Endpoint<Req>, Req: Send + 'static> Endpoint<Req> for TracedEndpoint<E> 
         let t = &self.tracing;
         let mut span = start(&t.tracer, t.method.clone(), t.kind.clone(), current(&cx));
         let cx = with_current(cx, span.span_context().clone());
+        #[cfg(not(feature = "tracing"))]
         let result = self.inner.call(cx, req).await;
+        // The span is also OpenTelemetry's current context while the endpoint runs, so that
+        // spans opened through the `tracing` facade become its children (tracing-opentelemetry
+        // takes a new span's parent from it).
+        #[cfg(feature = "tracing")]
+        let result = {
+            use opentelemetry::trace::FutureExt as _;
+            let otel =
+                opentelemetry::Context::new().with_remote_span_context(span.span_context().clone());
+            self.inner.call(cx, req).with_context(otel).await
+        };
         if let Some(err) = Outcome::error_of(&self.inner, &result) {
             record_error(&mut span, &err);
         }

@@ -17,6 +17,8 @@ use hyper_util::rt::TokioExecutor;
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+#[cfg(feature = "tracing")]
+use opentelemetry_sdk::trace::SdkTracer;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, SdkTracerProvider, SpanData, SpanExporter,
     span_processor_with_async_runtime::BatchSpanProcessor,
@@ -239,6 +241,21 @@ impl Tracing {
             Some(provider) => provider,
             None => unreachable!("the provider is only taken by shutdown, which consumes self"),
         }
+    }
+
+    /// A `tracing_subscriber` layer (feature `tracing`) that turns spans opened through the
+    /// `tracing` facade (`#[tracing::instrument]`, `info_span!`) into spans of this provider:
+    /// inside an endpoint that [`EndpointTracing`](crate::EndpointTracing) wraps, they are
+    /// children of its span, in the same trace, exported to the same collector. Put it in the
+    /// subscriber beside kit-log's `TracingLayer`, which goes on writing events as log lines.
+    /// tracing-opentelemetry's layer, with its defaults but no `tracing-log` and no metrics.
+    #[cfg(feature = "tracing")]
+    pub fn tracing_layer<S>(&self) -> tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>
+    where
+        S: tracing_core::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(self.provider().tracer("tracing"))
     }
 
     /// Exports every finished span still buffered, then stops. Runs the SDK's blocking shutdown
