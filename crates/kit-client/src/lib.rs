@@ -10,10 +10,10 @@
 //!
 //! | module | feature | what it is |
 //! |---|---|---|
-//! | [`balance`] | `balance` | round robin, random and power-of-two-choices (peak EWMA) over a changing `Endpointer` |
-//! | [`retry`] | `retry` | attempts under one deadline, per-attempt timeouts, backoff with full jitter, a retry budget |
-//! | [`breaker`] | `breaker` | a circuit breaker per endpoint: consecutive failures or a failure ratio over a window |
-//! | [`limit`] | `limit` | erroring and delaying token-bucket rate limits (governor), an adaptive (AIMD) concurrency limit |
+//! | `balance` | `balance` | round robin, random and power-of-two-choices (peak EWMA) over a changing `Endpointer` |
+//! | `retry` | `retry` | attempts under one deadline, per-attempt timeouts, backoff with full jitter, a retry budget |
+//! | `breaker` | `breaker` | a circuit breaker per endpoint: consecutive failures or a failure ratio over a window |
+//! | `limit` | `limit` | erroring and delaying token-bucket rate limits (governor), an adaptive (AIMD) concurrency limit |
 //!
 //! kit-core's [`ConcurrencyLimit`](kit_core::concurrency::ConcurrencyLimit) is the fixed
 //! concurrency limit, the same middleware kit-server uses. No feature is on by default.
@@ -75,7 +75,7 @@ mod window;
 /// The source of an error with which a kit-client middleware refused a call before sending it
 /// (an open breaker, a rate limit, an adaptive limit's shed): the callee saw nothing.
 ///
-/// [`Retry`](crate::retry::Retry) retries such a call without charging its budget, which
+/// `retry::Retry` (feature `retry`) retries such a call without charging its budget, which
 /// exists to spare callees extra load; the retry still counts as an attempt, and goes to
 /// another endpoint where the balancer has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! kit-metrics: counters, gauges and histograms with label values, for services that must
 //! report to whatever their operators run.
 //!
-//! Backends: [`prometheus`] (pulled, with a `/metrics` handler), the push backends
+//! Backends: `prometheus` (feature, on by default: pulled, with a `/metrics` handler), the push backends
 //! [`statsd`] (StatsD and DogStatsD), [`influx`] and [`graphite`], and [`memory`],
 //! [`discard`] and [`Multi`].
 //!

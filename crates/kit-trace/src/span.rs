@@ -108,7 +108,7 @@ pub(crate) fn tag(span: &mut Span, key: &'static str, value: impl Into<opentelem
 ///
 /// `EndpointTracing::new` makes internal spans around endpoints; [`EndpointTracing::client`]
 /// makes the CLIENT span around a client endpoint, whose transport hook injects it
-/// ([`http::inject`](crate::http::inject), [`grpc::inject`](crate::grpc::inject)). A
+/// (`http::inject`, `grpc::inject`, features `http` and `grpc`). A
 /// business error is tagged (`kit.error`, `kit.error.kind`), not marked as a failure; one
 /// carried in a successful response is seen through kit-core's [`Outcome::error_of`] (an
 /// endpoint marked with [`kit_core::Failing`]) and tagged the same way.

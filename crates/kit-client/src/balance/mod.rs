@@ -17,7 +17,7 @@
 //!
 //! # Retries go elsewhere
 //!
-//! Under [`Retry`](crate::retry::Retry), each call's context carries the endpoints its earlier
+//! Under `retry::Retry`, each call's context carries the endpoints its earlier
 //! attempts used, and every balancer here picks among the others while any are left: a retry
 //! goes to another instance where there is one.
 //!

@@ -6,7 +6,7 @@
 //! the last [`window`](Breaker::window) with at least [`min_calls`](Breaker::min_calls) calls,
 //! the share of failures reaches [`failure_ratio`](Breaker::failure_ratio). Open, every call is
 //! refused at once with an unavailable error ("circuit breaker is open"), which a
-//! [`Retry`](crate::retry::Retry) above a balancer takes to another instance. After
+//! `retry::Retry` above a balancer takes to another instance. After
 //! [`open_for`](Breaker::open_for), doubled after each trip in a row up to
 //! [`max_open_for`](Breaker::max_open_for), the breaker turns **half-open** and lets
 //! [`probes`](Breaker::probes) calls through: all succeed and it closes; one fails and it opens

@@ -4,7 +4,7 @@
 //!
 //! Only failures worth trying again are retried: kit-core's [`ErrorKind::is_retryable`]
 //! (timeout, overloaded, unavailable). Business errors are answers, never retried, and neither
-//! are errors the caller caused. Put [`Retry`] above a [`Balanced`](crate::balance::Balanced)
+//! are errors the caller caused. Put [`Retry`] above a `balance::Balanced`
 //! endpoint: each retry then goes to an endpoint this call has not tried yet, where there is
 //! one.
 //!
