@@ -20,7 +20,7 @@
 //! your own or on [`Logger::slog`]. Also here: a non-blocking writer ([`Encoder::non_blocking`])
 //! that drops and counts records rather than making callers wait, the [`LogBridge`] for records
 //! of the `log` crate, `TracingLayer` for `tracing` events (feature `tracing`), and the
-//! [`EndpointLogging`] middleware for kit-core endpoints.
+//! [`Logging`] middleware for kit-core endpoints.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -43,7 +43,7 @@ pub use level::{Level, LevelFilter, NO_LEVEL_TAG, ParseLevelError, Verdict};
 pub use log_bridge::LogBridge;
 pub use logfmt::{Logfmt, LogfmtFormat};
 pub use logger::{DrainOk, Logger, MISSING};
-pub use middleware::{EndpointLogging, LoggedEndpoint};
+pub use middleware::{Logging, LoggingEndpoint};
 pub use non_blocking::{NonBlocking, NonBlockingGuard};
 pub use slog::FnValue;
 #[cfg(feature = "tracing")]

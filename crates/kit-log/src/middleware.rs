@@ -18,26 +18,26 @@ use slog::{Level, RecordLocation, RecordStatic};
 ///
 /// ```
 /// use kit_core::{endpoint_fn, Chain, Context, Endpoint, Error, Middleware};
-/// use kit_log::{EndpointLogging, Logfmt};
+/// use kit_log::{Logging, Logfmt};
 /// use slog::{o, Drain, Logger};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let log = Logger::root(Logfmt::new(std::io::stderr()).fuse(), o!());
 /// let sum = Chain::new()
-///     .with(EndpointLogging::new(log, "sum"))
+///     .with(Logging::new(log, "sum"))
 ///     .wrap(endpoint_fn(|_cx, (a, b): (i64, i64)| async move { Ok::<_, Error>(a + b) }));
 /// sum.call(Context::new(), (1, 2)).await.unwrap();
 /// // level=info method=sum outcome=success took=2.1µs
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct EndpointLogging {
+pub struct Logging {
     logger: Logger,
     method: &'static str,
     at: &'static Location<'static>,
 }
 
-impl EndpointLogging {
+impl Logging {
     /// Logs calls of the method named `method` to `logger` (a kit [`Logger`], or a
     /// `slog::Logger`).
     ///
@@ -51,7 +51,7 @@ impl EndpointLogging {
     /// `#[track_caller]` too (as kit-server's `ServerStack::logging` is).
     #[track_caller]
     pub fn new(logger: impl Into<Logger>, method: &'static str) -> Self {
-        EndpointLogging {
+        Logging {
             logger: logger.into(),
             method,
             at: Location::caller(),
@@ -59,11 +59,11 @@ impl EndpointLogging {
     }
 }
 
-impl<E> Middleware<E> for EndpointLogging {
-    type Endpoint = LoggedEndpoint<E>;
+impl<E> Middleware<E> for Logging {
+    type Endpoint = LoggingEndpoint<E>;
 
-    fn wrap(&self, inner: E) -> LoggedEndpoint<E> {
-        LoggedEndpoint {
+    fn wrap(&self, inner: E) -> LoggingEndpoint<E> {
+        LoggingEndpoint {
             inner,
             logger: self.logger.clone(),
             method: self.method,
@@ -72,9 +72,9 @@ impl<E> Middleware<E> for EndpointLogging {
     }
 }
 
-/// An endpoint whose calls are logged; made by [`EndpointLogging`].
+/// An endpoint whose calls are logged; made by [`Logging`].
 #[derive(Clone, Debug)]
-pub struct LoggedEndpoint<E> {
+pub struct LoggingEndpoint<E> {
     inner: E,
     logger: Logger,
     method: &'static str,
@@ -82,7 +82,7 @@ pub struct LoggedEndpoint<E> {
     at: &'static Location<'static>,
 }
 
-impl<E, Req> Endpoint<Req> for LoggedEndpoint<E>
+impl<E, Req> Endpoint<Req> for LoggingEndpoint<E>
 where
     E: Endpoint<Req>,
     Req: Send,

@@ -3,7 +3,7 @@
 mod support;
 
 use kit_core::{Chain, Context, Endpoint, Error, Middleware, endpoint_fn};
-use kit_log::{EndpointLogging, Logfmt};
+use kit_log::{Logfmt, Logging};
 use slog::{Drain, Logger, o};
 use support::{Captured, parse_logfmt};
 
@@ -12,7 +12,7 @@ async fn each_call_is_logged_with_its_outcome() {
     let out = Captured::default();
     let log = Logger::root(Logfmt::new(out.clone()).fuse(), o!("svc" => "add"));
     let sum = Chain::new()
-        .with(EndpointLogging::new(log, "sum"))
+        .with(Logging::new(log, "sum"))
         .wrap(endpoint_fn(|_cx, (a, b): (i64, i64)| async move {
             match (a, b) {
                 (0, 0) => Err(Error::business("can't sum two zeroes")),
@@ -87,7 +87,7 @@ impl kit_core::Failer for SumReply {
 async fn business_errors_carried_in_responses_are_logged_as_rejections() {
     let out = Captured::default();
     let log = Logger::root(Logfmt::new(out.clone()).fuse(), o!());
-    let sum = EndpointLogging::new(log, "sum").wrap(kit_core::Failing::new(endpoint_fn(
+    let sum = Logging::new(log, "sum").wrap(kit_core::Failing::new(endpoint_fn(
         |_cx, (a, b): (i64, i64)| async move {
             Ok::<_, Error>(match (a, b) {
                 (0, 0) => SumReply {
@@ -127,7 +127,7 @@ async fn what_went_wrong_underneath_is_logged_as_the_cause() {
     let out = Captured::default();
     let log = Logger::root(Logfmt::new(out.clone()).fuse(), o!());
     let call = Chain::new()
-        .with(EndpointLogging::new(log, "report"))
+        .with(Logging::new(log, "report"))
         .wrap(endpoint_fn(|_cx, ()| async move {
             Err::<(), _>(
                 Error::unavailable("unavailable")
@@ -161,7 +161,7 @@ async fn records_are_placed_where_the_middleware_was_made() {
     );
     // The service's own line, not kit-log's middleware file that every service shares.
     let made_at = line!() + 1;
-    let logging = EndpointLogging::new(log, "sum");
+    let logging = Logging::new(log, "sum");
     let sum = logging.wrap(endpoint_fn(|_cx, ()| async { Ok::<_, Error>(()) }));
     sum.call(Context::new(), ()).await.unwrap();
     let text = out.text();

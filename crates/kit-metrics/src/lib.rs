@@ -54,7 +54,7 @@ pub mod statsd;
 mod timer;
 
 pub use error::MetricError;
-pub use middleware::{EndpointMetrics, InstrumentedEndpoint, METHOD_OUTCOME_LABELS};
+pub use middleware::{METHOD_OUTCOME_LABELS, Metrics, MetricsEndpoint};
 pub use multi::Multi;
 pub use push::{PushCounter, PushGauge, PushHistogram, PushOptions};
 pub use timer::Timer;

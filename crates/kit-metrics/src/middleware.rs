@@ -6,7 +6,7 @@ use kit_core::{Context, Endpoint, Error, Middleware, Outcome};
 
 use crate::{Counter, Histogram, MetricError};
 
-/// The label names [`EndpointMetrics`] needs its counter and histogram declared with, in this
+/// The label names [`Metrics`] needs its counter and histogram declared with, in this
 /// order: `method`, `success` (`true`/`false`) and `outcome` (`success`, `rejected` for business
 /// errors and bad requests, `failure` for faults of the service). A business error thus counts
 /// as `success="false"` but stays apart from failures.
@@ -23,20 +23,20 @@ pub const METHOD_OUTCOME_LABELS: [&str; 3] = ["method", "success", "outcome"];
 ///
 /// ```
 /// use kit_core::{endpoint_fn, Chain, Context, Endpoint, Error, Middleware};
-/// use kit_metrics::{memory::{MemoryCounter, MemoryHistogram}, EndpointMetrics, METHOD_OUTCOME_LABELS};
+/// use kit_metrics::{memory::{MemoryCounter, MemoryHistogram}, Metrics, METHOD_OUTCOME_LABELS};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let requests = MemoryCounter::new("requests_total", &METHOD_OUTCOME_LABELS).unwrap();
 /// let duration = MemoryHistogram::new("request_duration_seconds", &METHOD_OUTCOME_LABELS).unwrap();
 /// let sum = Chain::new()
-///     .with(EndpointMetrics::new("sum", requests.clone(), duration).unwrap())
+///     .with(Metrics::new("sum", requests.clone(), duration).unwrap())
 ///     .wrap(endpoint_fn(|_cx, (a, b): (i64, i64)| async move { Ok::<_, Error>(a + b) }));
 /// sum.call(Context::new(), (1, 2)).await.unwrap();
 /// assert_eq!(requests.value(&["sum", "true", "success"]), 1.0);
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct EndpointMetrics<C, H> {
+pub struct Metrics<C, H> {
     /// By outcome: success, rejected, failure.
     requests: [C; 3],
     durations: [H; 3],
@@ -50,7 +50,7 @@ fn index(outcome: Outcome) -> usize {
     }
 }
 
-impl<C: Counter, H: Histogram> EndpointMetrics<C, H> {
+impl<C: Counter, H: Histogram> Metrics<C, H> {
     /// Counts calls of the method named `method` in `requests` and times them in `durations`;
     /// both must have been declared with [`METHOD_OUTCOME_LABELS`].
     pub fn new(method: &str, requests: C, durations: H) -> Result<Self, MetricError> {
@@ -64,7 +64,7 @@ impl<C: Counter, H: Histogram> EndpointMetrics<C, H> {
         };
         let outcomes = [Outcome::Success, Outcome::Rejected, Outcome::Failure];
         let [s, r, f] = outcomes.map(labels);
-        Ok(EndpointMetrics {
+        Ok(Metrics {
             requests: [requests.with(&s)?, requests.with(&r)?, requests.with(&f)?],
             durations: [
                 durations.with(&s)?,
@@ -75,25 +75,25 @@ impl<C: Counter, H: Histogram> EndpointMetrics<C, H> {
     }
 }
 
-impl<E, C: Counter, H: Histogram> Middleware<E> for EndpointMetrics<C, H> {
-    type Endpoint = InstrumentedEndpoint<E, C, H>;
+impl<E, C: Counter, H: Histogram> Middleware<E> for Metrics<C, H> {
+    type Endpoint = MetricsEndpoint<E, C, H>;
 
     fn wrap(&self, inner: E) -> Self::Endpoint {
-        InstrumentedEndpoint {
+        MetricsEndpoint {
             inner,
             metrics: self.clone(),
         }
     }
 }
 
-/// An endpoint whose calls are counted and timed; made by [`EndpointMetrics`].
+/// An endpoint whose calls are counted and timed; made by [`Metrics`].
 #[derive(Clone, Debug)]
-pub struct InstrumentedEndpoint<E, C, H> {
+pub struct MetricsEndpoint<E, C, H> {
     inner: E,
-    metrics: EndpointMetrics<C, H>,
+    metrics: Metrics<C, H>,
 }
 
-impl<E, C, H, Req> Endpoint<Req> for InstrumentedEndpoint<E, C, H>
+impl<E, C, H, Req> Endpoint<Req> for MetricsEndpoint<E, C, H>
 where
     E: Endpoint<Req>,
     C: Counter,

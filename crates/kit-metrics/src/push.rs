@@ -484,7 +484,7 @@ impl Histogram for PushHistogram {
             return;
         }
         let series = &self.0.series;
-        // Durations are observed in seconds everywhere in kit-metrics (Timer, EndpointMetrics);
+        // Durations are observed in seconds everywhere in kit-metrics (Timer, Metrics);
         // a StatsD timing is sent in milliseconds.
         let value = match series.kind {
             Kind::Histogram("ms") => value * 1000.0,

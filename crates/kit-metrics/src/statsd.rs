@@ -117,10 +117,10 @@ impl Statsd {
     }
 
     /// A timing (`ms`): observe seconds, as every kit-metrics duration is ([`Timer`],
-    /// [`EndpointMetrics`]); they are sent in milliseconds. `sample_rate` as for counters.
+    /// [`Metrics`]); they are sent in milliseconds. `sample_rate` as for counters.
     ///
     /// [`Timer`]: crate::Timer
-    /// [`EndpointMetrics`]: crate::EndpointMetrics
+    /// [`Metrics`]: crate::Metrics
     pub fn timing(&self, name: &str, sample_rate: f64) -> Result<PushHistogram, MetricError> {
         self.emitter.histogram(name, &[], "ms", sample_rate)
     }

@@ -4,7 +4,7 @@ use kit_core::{Chain, Context, Endpoint, Error, Middleware, endpoint_fn};
 use kit_metrics::discard::Discard;
 use kit_metrics::memory::{MemoryCounter, MemoryGauge, MemoryHistogram};
 use kit_metrics::{
-    Counter, EndpointMetrics, Gauge, Histogram, METHOD_OUTCOME_LABELS, MetricError, Multi, Timer,
+    Counter, Gauge, Histogram, METHOD_OUTCOME_LABELS, MetricError, Metrics, Multi, Timer,
 };
 
 #[test]
@@ -90,7 +90,7 @@ async fn the_middleware_counts_and_times_calls_by_method_and_outcome() {
     let durations =
         MemoryHistogram::new("request_duration_seconds", &METHOD_OUTCOME_LABELS).unwrap();
     let sum = Chain::new()
-        .with(EndpointMetrics::new("sum", requests.clone(), durations.clone()).unwrap())
+        .with(Metrics::new("sum", requests.clone(), durations.clone()).unwrap())
         .wrap(endpoint_fn(|_cx, (a, b): (i64, i64)| async move {
             match (a, b) {
                 (0, 0) => Err(Error::business("can't sum two zeroes")),
@@ -109,7 +109,7 @@ async fn the_middleware_counts_and_times_calls_by_method_and_outcome() {
 
     // Metrics declared with other labels are refused when the middleware is made.
     let wrong = MemoryCounter::new("wrong_total", &["method"]).unwrap();
-    let err = EndpointMetrics::new("sum", wrong, durations).unwrap_err();
+    let err = Metrics::new("sum", wrong, durations).unwrap_err();
     assert!(
         matches!(
             err,
@@ -142,7 +142,7 @@ async fn a_business_error_carried_in_a_reply_counts_as_rejected() {
     let durations =
         MemoryHistogram::new("request_duration_seconds", &METHOD_OUTCOME_LABELS).unwrap();
     let sum = Chain::new()
-        .with(EndpointMetrics::new("sum", requests.clone(), durations).unwrap())
+        .with(Metrics::new("sum", requests.clone(), durations).unwrap())
         .wrap(kit_core::Failing::new(endpoint_fn(
             |_cx, (a, b): (i64, i64)| async move {
                 Ok::<_, Error>(match (a, b) {

@@ -6,16 +6,16 @@ use std::time::Duration;
 use kit_core::concurrency::ConcurrencyLimit;
 use kit_core::deadline::Deadline;
 use kit_core::{BoxEndpoint, Endpoint, Middleware};
-use kit_log::{EndpointLogging, Logger};
+use kit_log::{Logger, Logging};
 use kit_metrics::discard::Discard;
-use kit_metrics::{Counter, EndpointMetrics, Histogram, MetricError};
+use kit_metrics::{Counter, Histogram, MetricError, Metrics};
 
 /// The middleware every served endpoint wants, in one builder, in the order that makes each
 /// see what it should:
 ///
 /// 1. logging, outermost: every call, with what the layers below made of it;
 /// 2. metrics: counts and times every call, including those the limits refuse;
-/// 3. what [`ServerStack::with`] adds: tracing (kit-trace's `EndpointTracing`), then
+/// 3. what [`ServerStack::with`] adds: tracing (kit-trace's `Tracing`), then
 ///    kit-client's `RateLimit` and `Breaker`, as addsvc does with `-rate-limit` and `-breaker`;
 /// 4. timeout: the call's deadline tightened to at most this;
 /// 5. concurrency limit, innermost: calls over the limit are refused at once as overloaded
@@ -39,8 +39,8 @@ use kit_metrics::{Counter, EndpointMetrics, Histogram, MetricError};
 /// ```
 pub struct ServerStack<Req, Resp, C = Discard, H = Discard> {
     method: &'static str,
-    logging: Option<EndpointLogging>,
-    metrics: Option<EndpointMetrics<C, H>>,
+    logging: Option<Logging>,
+    metrics: Option<Metrics<C, H>>,
     extra: Vec<Layer<Req, Resp>>,
     timeout: Option<Duration>,
     concurrency_limit: Option<usize>,
@@ -79,15 +79,15 @@ impl<Req: Send + 'static, Resp: Send + 'static> ServerStack<Req, Resp> {
 impl<Req: Send + 'static, Resp: Send + 'static, C: Counter, H: Histogram>
     ServerStack<Req, Resp, C, H>
 {
-    /// Logs every call to `logger` ([`EndpointLogging`]); the records' place (kit-log's
+    /// Logs every call to `logger` ([`Logging`]); the records' place (kit-log's
     /// `caller`) is where this is called, in the service's code.
     #[track_caller]
     pub fn logging(mut self, logger: impl Into<Logger>) -> Self {
-        self.logging = Some(EndpointLogging::new(logger, self.method));
+        self.logging = Some(Logging::new(logger, self.method));
         self
     }
 
-    /// Counts and times every call ([`EndpointMetrics`]); `requests` and `durations` must be
+    /// Counts and times every call ([`Metrics`]); `requests` and `durations` must be
     /// declared with [`METHOD_OUTCOME_LABELS`](kit_metrics::METHOD_OUTCOME_LABELS).
     pub fn metrics<C2: Counter, H2: Histogram>(
         self,
@@ -95,7 +95,7 @@ impl<Req: Send + 'static, Resp: Send + 'static, C: Counter, H: Histogram>
         durations: H2,
     ) -> Result<ServerStack<Req, Resp, C2, H2>, MetricError> {
         Ok(ServerStack {
-            metrics: Some(EndpointMetrics::new(self.method, requests, durations)?),
+            metrics: Some(Metrics::new(self.method, requests, durations)?),
             method: self.method,
             logging: self.logging,
             extra: self.extra,

@@ -92,7 +92,7 @@ impl GrpcServerTracing {
 }
 
 /// A kit-transport-grpc client's before hook that writes the context's current span (the
-/// CLIENT span of [`EndpointTracing::client`](crate::EndpointTracing::client)) into the call's
+/// CLIENT span of [`Tracing::client`](crate::Tracing::client)) into the call's
 /// metadata.
 pub fn inject(
     propagation: Propagation,

@@ -71,7 +71,7 @@ impl HttpServerTracing {
 }
 
 /// A kit-transport-http client's before hook that writes the context's current span (the
-/// CLIENT span of [`EndpointTracing::client`](crate::EndpointTracing::client)) into the
+/// CLIENT span of [`Tracing::client`](crate::Tracing::client)) into the
 /// request headers.
 pub fn inject(
     propagation: Propagation,

@@ -16,7 +16,7 @@ use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, Should
 /// On a remote parent: the caller's sampling decision is ours to make.
 pub(crate) const DEFERRED: TraceFlags = TraceFlags::new(0x80);
 
-/// The sampler of [`Tracing::zipkin`](crate::Tracing::zipkin).
+/// The sampler of [`ZipkinTracing::new`](crate::ZipkinTracing::new).
 #[derive(Clone, Debug)]
 pub(crate) struct CallerOrRatio {
     ratio: Sampler,

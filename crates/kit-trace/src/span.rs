@@ -1,5 +1,5 @@
 //! Spans around kit calls: the current span carried in kit-core's [`Context`], and the
-//! [`EndpointTracing`] middleware.
+//! [`Tracing`] middleware.
 
 use std::borrow::Cow;
 
@@ -106,23 +106,23 @@ pub(crate) fn tag(span: &mut Span, key: &'static str, value: impl Into<opentelem
 /// context's current span (the server span a transport started, or a caller's), and is the
 /// current span for what the endpoint calls.
 ///
-/// `EndpointTracing::new` makes internal spans around endpoints; [`EndpointTracing::client`]
+/// `Tracing::new` makes internal spans around endpoints; [`Tracing::client`]
 /// makes the CLIENT span around a client endpoint, whose transport hook injects it
 /// (`http::inject`, `grpc::inject`, features `http` and `grpc`). A
 /// business error is tagged (`kit.error`, `kit.error.kind`), not marked as a failure; one
 /// carried in a successful response is seen through kit-core's [`Outcome::error_of`] (an
 /// endpoint marked with [`kit_core::Failing`]) and tagged the same way.
 #[derive(Clone, Debug)]
-pub struct EndpointTracing {
+pub struct Tracing {
     tracer: SdkTracer,
     method: Cow<'static, str>,
     kind: SpanKind,
 }
 
-impl EndpointTracing {
+impl Tracing {
     /// Internal spans named `method`.
     pub fn new(tracer: SdkTracer, method: impl Into<Cow<'static, str>>) -> Self {
-        EndpointTracing {
+        Tracing {
             tracer,
             method: method.into(),
             kind: SpanKind::Internal,
@@ -131,32 +131,32 @@ impl EndpointTracing {
 
     /// CLIENT spans named `method`, for a client endpoint.
     pub fn client(tracer: SdkTracer, method: impl Into<Cow<'static, str>>) -> Self {
-        EndpointTracing {
+        Tracing {
             kind: SpanKind::Client,
-            ..EndpointTracing::new(tracer, method)
+            ..Tracing::new(tracer, method)
         }
     }
 }
 
-impl<E> Middleware<E> for EndpointTracing {
-    type Endpoint = TracedEndpoint<E>;
+impl<E> Middleware<E> for Tracing {
+    type Endpoint = TracingEndpoint<E>;
 
-    fn wrap(&self, inner: E) -> TracedEndpoint<E> {
-        TracedEndpoint {
+    fn wrap(&self, inner: E) -> TracingEndpoint<E> {
+        TracingEndpoint {
             inner,
             tracing: self.clone(),
         }
     }
 }
 
-/// An endpoint whose calls are traced; made by [`EndpointTracing`].
+/// An endpoint whose calls are traced; made by [`Tracing`].
 #[derive(Clone, Debug)]
-pub struct TracedEndpoint<E> {
+pub struct TracingEndpoint<E> {
     inner: E,
-    tracing: EndpointTracing,
+    tracing: Tracing,
 }
 
-impl<E: Endpoint<Req>, Req: Send + 'static> Endpoint<Req> for TracedEndpoint<E> {
+impl<E: Endpoint<Req>, Req: Send + 'static> Endpoint<Req> for TracingEndpoint<E> {
     type Response = E::Response;
 
     async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {

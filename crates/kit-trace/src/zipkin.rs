@@ -201,20 +201,20 @@ fn zipkin_span(service_name: &str, span: &SpanData) -> Json {
     Json::Object(out)
 }
 
-/// A tracer provider exporting to Zipkin; [`Tracing::shutdown`] flushes what is buffered.
+/// A tracer provider exporting to Zipkin; [`ZipkinTracing::shutdown`] flushes what is buffered.
 #[derive(Debug)]
-pub struct Tracing {
-    // Taken by `shutdown`; a `Tracing` dropped without it shuts down in `Drop`.
+pub struct ZipkinTracing {
+    // Taken by `shutdown`; a `ZipkinTracing` dropped without it shuts down in `Drop`.
     provider: Option<SdkTracerProvider>,
 }
 
-impl Tracing {
+impl ZipkinTracing {
     /// Sets up tracing for `service_name`: spans are sampled at `sampling_ratio` (0.0 to 1.0)
     /// for new traces, as the caller decided for continued ones (at the ratio when the caller
     /// deferred the decision or is not trusted with it: [`Propagation::trust_sampling`](crate::Propagation::trust_sampling)), batched on the tokio
     /// runtime (every second, or at 512 spans), and posted to `collector`
     /// (`http://zipkin:9411/api/v2/spans`). Call it within a tokio runtime.
-    pub fn zipkin(service_name: &str, collector: Uri, sampling_ratio: f64) -> Tracing {
+    pub fn new(service_name: &str, collector: Uri, sampling_ratio: f64) -> ZipkinTracing {
         let exporter = ZipkinExporter::new(service_name, collector);
         let batch = BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio)
             .with_batch_config(
@@ -225,7 +225,7 @@ impl Tracing {
             )
             .build();
         let sampler = CallerOrRatio::new(sampling_ratio);
-        Tracing {
+        ZipkinTracing {
             provider: Some(
                 SdkTracerProvider::builder()
                     .with_span_processor(batch)
@@ -245,7 +245,7 @@ impl Tracing {
 
     /// A `tracing_subscriber` layer (feature `tracing`) that turns spans opened through the
     /// `tracing` facade (`#[tracing::instrument]`, `info_span!`) into spans of this provider:
-    /// inside an endpoint that [`EndpointTracing`](crate::EndpointTracing) wraps, they are
+    /// inside an endpoint that [`Tracing`](crate::Tracing) wraps, they are
     /// children of its span, in the same trace, exported to the same collector. Put it in the
     /// subscriber beside kit-log's `TracingLayer`, which goes on writing events as log lines.
     /// tracing-opentelemetry's layer, with its defaults but no `tracing-log` and no metrics.
@@ -270,7 +270,7 @@ impl Tracing {
     }
 }
 
-impl Drop for Tracing {
+impl Drop for ZipkinTracing {
     /// The SDK's shutdown blocks on the batch task; run on an async worker (a current-thread
     /// runtime above all) it would wait for itself. Dropped without `shutdown`, the provider
     /// is shut down on a thread of its own, which the drop does not wait for.

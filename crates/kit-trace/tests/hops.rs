@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use kit_core::{BoxEndpoint, Context, Endpoint, Error, Middleware, endpoint_fn};
-use kit_trace::{EndpointTracing, Propagation, Tracing, grpc, http as trace_http};
+use kit_trace::{Propagation, Tracing, ZipkinTracing, grpc, http as trace_http};
 use kit_transport_grpc::{Client as GrpcClient, Listener as GrpcListener, Server as GrpcServer};
 use kit_transport_http::{Client as HttpClient, Listener, Router, Server, ServerOptions};
 use opentelemetry::trace::TracerProvider;
@@ -53,9 +53,9 @@ impl HealthApi for Backend {
 async fn one_trace_across_an_http_hop_and_a_grpc_hop() {
     let (addr, mut posted) = collector().await;
     let spans_url = || format!("http://{addr}/api/v2/spans").parse().unwrap();
-    let caller = Tracing::zipkin("caller", spans_url(), 1.0);
-    let frontend = Tracing::zipkin("frontend", spans_url(), 1.0);
-    let backend = Tracing::zipkin("backend", spans_url(), 1.0);
+    let caller = ZipkinTracing::new("caller", spans_url(), 1.0);
+    let frontend = ZipkinTracing::new("frontend", spans_url(), 1.0);
+    let backend = ZipkinTracing::new("backend", spans_url(), 1.0);
 
     // The backend, over gRPC.
     let backend_tracer = backend.provider().tracer("backend");
@@ -92,9 +92,8 @@ async fn one_trace_across_an_http_hop_and_a_grpc_hop() {
     .unwrap()
     .before(grpc::inject(Propagation::default()));
     let to_backend =
-        EndpointTracing::client(frontend_tracer.clone(), "grpc.health.v1.Health/Check")
-            .wrap(to_backend);
-    let endpoint = EndpointTracing::new(frontend_tracer.clone(), "status").wrap(endpoint_fn(
+        Tracing::client(frontend_tracer.clone(), "grpc.health.v1.Health/Check").wrap(to_backend);
+    let endpoint = Tracing::new(frontend_tracer.clone(), "status").wrap(endpoint_fn(
         move |cx: Context, service: String| {
             let to_backend = to_backend.clone();
             async move { to_backend.call(cx, service).await }
@@ -117,7 +116,7 @@ async fn one_trace_across_an_http_hop_and_a_grpc_hop() {
 
     // The caller.
     let caller_tracer = caller.provider().tracer("caller");
-    let call = EndpointTracing::client(caller_tracer, "post /status").wrap(
+    let call = Tracing::client(caller_tracer, "post /status").wrap(
         HttpClient::new(
             Method::POST,
             format!("http://{http_addr}/status").parse().unwrap(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use kit_core::{Context, Error, endpoint_fn};
-use kit_trace::Tracing;
+use kit_trace::ZipkinTracing;
 use kit_trace::http::HttpServerTracing;
 use kit_transport_http::{Listener, Router, Server, ServerOptions};
 use opentelemetry::trace::TracerProvider;
@@ -46,8 +46,10 @@ fn python() -> Option<PathBuf> {
 
 /// A traced kit HTTP server on loopback, `POST /echo` answering the body, exporting its spans
 /// as "kit-server" to the collector at `collector_addr`.
-async fn traced_echo(collector_addr: std::net::SocketAddr) -> (Tracing, std::net::SocketAddr) {
-    let tracing = Tracing::zipkin(
+async fn traced_echo(
+    collector_addr: std::net::SocketAddr,
+) -> (ZipkinTracing, std::net::SocketAddr) {
+    let tracing = ZipkinTracing::new(
         "kit-server",
         format!("http://{collector_addr}/api/v2/spans")
             .parse()

@@ -1,5 +1,5 @@
 //! Spans opened through the `tracing` facade join kit's traces: inside an endpoint that
-//! `EndpointTracing` wraps, `#[tracing::instrument]` spans are its children (and theirs), in the
+//! `Tracing` wraps, `#[tracing::instrument]` spans are its children (and theirs), in the
 //! same trace, exported to the same Zipkin collector; kit-log's `TracingLayer`, in the same
 //! subscriber, goes on writing the events as log lines.
 
@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kit_core::{Context, Endpoint, Error, Middleware, endpoint_fn};
-use kit_trace::{EndpointTracing, Tracing};
+use kit_trace::{Tracing, ZipkinTracing};
 use opentelemetry::trace::TracerProvider;
 use serde_json::Value;
 use tracing_subscriber::layer::SubscriberExt;
@@ -46,7 +46,7 @@ impl Write for Written {
 #[tokio::test(flavor = "current_thread")]
 async fn instrumented_functions_are_children_of_the_endpoint_span_in_one_trace() {
     let (addr, mut posted) = collector().await;
-    let tracing = Tracing::zipkin(
+    let tracing = ZipkinTracing::new(
         "kit-test",
         format!("http://{addr}/api/v2/spans").parse().unwrap(),
         1.0,
@@ -60,7 +60,7 @@ async fn instrumented_functions_are_children_of_the_endpoint_span_in_one_trace()
         .with(kit_log::TracingLayer::new(logger));
     let _default = tracing::subscriber::set_default(subscriber);
 
-    let ep = EndpointTracing::new(tracing.provider().tracer("t"), "sum")
+    let ep = Tracing::new(tracing.provider().tracer("t"), "sum")
         .wrap(endpoint_fn(|_cx: Context, n: i64| lookup(n)));
     assert_eq!(ep.call(Context::new(), 21).await.unwrap(), 42);
     // Outside any endpoint, an instrumented function starts a trace of its own.

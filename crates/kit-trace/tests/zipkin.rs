@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kit_trace::{Propagation, Tracing};
+use kit_trace::{Propagation, ZipkinTracing};
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
 use serde_json::Value;
@@ -52,7 +52,7 @@ fn the_schema_check_bites() {
 async fn exported_spans_are_valid_zipkin_v2_and_linked() {
     let (addr, mut posted) = collector().await;
     let url = format!("http://{addr}/api/v2/spans").parse().unwrap();
-    let tracing = Tracing::zipkin("kit-test", url, 1.0);
+    let tracing = ZipkinTracing::new("kit-test", url, 1.0);
     let tracer = tracing.provider().tracer("kit-trace-test");
 
     // A server span continuing a Zipkin peer's trace (64-bit trace id, B3 headers).
@@ -150,7 +150,7 @@ async fn exported_spans_are_valid_zipkin_v2_and_linked() {
 async fn unsampled_traces_export_nothing_and_a_missing_collector_does_not_hang_shutdown() {
     let (addr, mut posted) = collector().await;
     let url = format!("http://{addr}/api/v2/spans").parse().unwrap();
-    let tracing = Tracing::zipkin("kit-test", url, 0.0);
+    let tracing = ZipkinTracing::new("kit-test", url, 0.0);
     let tracer = tracing.provider().tracer("t");
     tracer.span_builder("dropped").start(&tracer).end();
     tracing.shutdown().await.unwrap();
@@ -166,7 +166,7 @@ async fn unsampled_traces_export_nothing_and_a_missing_collector_does_not_hang_s
         .parse()
         .unwrap();
     drop(closed);
-    let tracing = Tracing::zipkin("kit-test", url, 1.0);
+    let tracing = ZipkinTracing::new("kit-test", url, 1.0);
     let tracer = tracing.provider().tracer("t");
     tracer.span_builder("lost").start(&tracer).end();
     // The SDK logs the failed export; what matters here is that shutdown returns.
@@ -179,13 +179,13 @@ async fn unsampled_traces_export_nothing_and_a_missing_collector_does_not_hang_s
 async fn endpoint_spans_tag_business_errors_and_mark_failures() {
     use kit_core::{Context as KitContext, Endpoint, Error, Middleware, endpoint_fn};
     let (addr, mut posted) = collector().await;
-    let tracing = Tracing::zipkin(
+    let tracing = ZipkinTracing::new(
         "kit-test",
         format!("http://{addr}/api/v2/spans").parse().unwrap(),
         1.0,
     );
     let tracer = tracing.provider().tracer("t");
-    let ep = kit_trace::EndpointTracing::new(tracer, "sum").wrap(endpoint_fn(
+    let ep = kit_trace::Tracing::new(tracer, "sum").wrap(endpoint_fn(
         |cx: KitContext, n: i64| async move {
             // The endpoint runs in the span: it is the context's current span.
             assert!(kit_trace::current(&cx).is_some());
@@ -252,13 +252,13 @@ impl kit_core::Failer for SumReply {
 async fn a_business_error_carried_in_a_reply_is_tagged_not_failed() {
     use kit_core::{Context as KitContext, Endpoint, Error, Failing, Middleware, endpoint_fn};
     let (addr, mut posted) = collector().await;
-    let tracing = Tracing::zipkin(
+    let tracing = ZipkinTracing::new(
         "kit-test",
         format!("http://{addr}/api/v2/spans").parse().unwrap(),
         1.0,
     );
     let tracer = tracing.provider().tracer("t");
-    let sum = kit_trace::EndpointTracing::new(tracer, "sum").wrap(Failing::new(endpoint_fn(
+    let sum = kit_trace::Tracing::new(tracer, "sum").wrap(Failing::new(endpoint_fn(
         |_cx, (a, b): (i64, i64)| async move {
             Ok::<_, Error>(match (a, b) {
                 (0, 0) => SumReply {

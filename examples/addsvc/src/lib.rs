@@ -23,7 +23,7 @@ use kit_metrics::prometheus::{DEFAULT_BUCKETS, PrometheusCounter, PrometheusHist
 use kit_sd::Registrar;
 use kit_sd::etcd::{EtcdOptions, EtcdRegistrar};
 use kit_server::{DebugHandler, Group, ServerStack};
-use kit_trace::EndpointTracing;
+use kit_trace::Tracing;
 use opentelemetry::trace::TracerProvider;
 
 /// What addsvc serves where, from its flags (go-kit's names and defaults).
@@ -211,7 +211,7 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
     let tracing = config
         .zipkin_url
         .clone()
-        .map(|url| kit_trace::Tracing::zipkin("addsvc", url, 1.0));
+        .map(|url| kit_trace::ZipkinTracing::new("addsvc", url, 1.0));
     let tracer = tracing.as_ref().map(|t| t.provider().tracer("addsvc"));
 
     // The endpoints, each behind the standard stack: logged and counted unless told not to.
@@ -361,7 +361,7 @@ where
 {
     let mut stack = stack;
     if let Some(tracer) = tracer {
-        stack = stack.with(EndpointTracing::new(tracer.clone(), name));
+        stack = stack.with(Tracing::new(tracer.clone(), name));
     }
     if let Some(per_second) = config.rate_limit {
         stack = stack.with(RateLimit::erroring(per_second));

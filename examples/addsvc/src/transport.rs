@@ -11,7 +11,7 @@ use kit_client::retry::Retry;
 use kit_core::{BoxEndpoint, Context, Endpoint, Error, ErrorKind, FixedEndpointer, Middleware};
 use kit_trace::grpc::GrpcServerTracing;
 use kit_trace::http::HttpServerTracing;
-use kit_trace::{EndpointTracing, Propagation};
+use kit_trace::{Propagation, Tracing};
 use kit_transport_http::jsonrpc::{JsonRpcClient, JsonRpcServer, encode_result};
 use kit_transport_http::{Router, Server, ServerOptions, json};
 use opentelemetry_sdk::trace::SdkTracer;
@@ -318,9 +318,7 @@ impl ClientOptions {
         Resp: Send + 'static,
     {
         let endpoint = match &self.tracer {
-            Some(tracer) => {
-                BoxEndpoint::new(EndpointTracing::client(tracer.clone(), name).wrap(endpoint))
-            }
+            Some(tracer) => BoxEndpoint::new(Tracing::client(tracer.clone(), name).wrap(endpoint)),
             None => BoxEndpoint::new(endpoint),
         };
         match self.breaker {
@@ -530,8 +528,8 @@ impl AddClient {
         // Tracing: one span per call, over its attempts' CLIENT spans.
         let (sum, concat) = match &options.tracer {
             Some(tracer) => (
-                BoxEndpoint::new(EndpointTracing::new(tracer.clone(), "sum").wrap(sum)),
-                BoxEndpoint::new(EndpointTracing::new(tracer.clone(), "concat").wrap(concat)),
+                BoxEndpoint::new(Tracing::new(tracer.clone(), "sum").wrap(sum)),
+                BoxEndpoint::new(Tracing::new(tracer.clone(), "concat").wrap(concat)),
             ),
             None => (sum, concat),
         };

@@ -42,7 +42,7 @@ use kit_sd::zookeeper::{ZkInstancer, ZkOptions};
 use kit_sd::{Endpointer, EndpointerOptions, Fixed, Instancer};
 use kit_server::{DebugHandler, Group, ServerStack};
 use kit_trace::http::HttpServerTracing;
-use kit_trace::{EndpointTracing, Propagation};
+use kit_trace::{Propagation, Tracing};
 use kit_transport_http::{Router, Server, json};
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::trace::SdkTracer;
@@ -261,7 +261,7 @@ impl Routes {
             .logging(self.logger.clone())
             .metrics(self.requests.clone(), self.durations.clone())?;
         if let Some(tracer) = &self.tracer {
-            stack = stack.with(EndpointTracing::new(tracer.clone(), name));
+            stack = stack.with(Tracing::new(tracer.clone(), name));
         }
         Ok(stack.timeout(self.timeout).wrap(balanced))
     }
@@ -325,7 +325,7 @@ async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
     let tracing = config
         .zipkin_url
         .clone()
-        .map(|url| kit_trace::Tracing::zipkin("apigateway", url, 1.0));
+        .map(|url| kit_trace::ZipkinTracing::new("apigateway", url, 1.0));
     let routes = Routes {
         logger: logger.clone(),
         requests,

@@ -79,7 +79,7 @@ async fn run(f: Flags) -> Result<String, String> {
     let tracing = f
         .zipkin_url
         .clone()
-        .map(|url| kit_trace::Tracing::zipkin("addcli", url, 1.0));
+        .map(|url| kit_trace::ZipkinTracing::new("addcli", url, 1.0));
     let options = ClientOptions {
         attempts: f.attempts,
         breaker: f.breaker,
