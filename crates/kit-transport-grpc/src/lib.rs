@@ -18,6 +18,7 @@ mod client;
 mod health;
 mod incoming;
 mod listener;
+mod request;
 mod server;
 mod status;
 mod timeout;
@@ -30,6 +31,7 @@ type Convert<A, B> =
 pub use client::Client;
 pub use health::{Health, HealthCalls, WatchUntilShutDown};
 pub use listener::Listener;
+pub use request::RequestInfo;
 pub use server::Server;
 pub use status::{ERROR_KIND_KEY, error_from_status, status_from_error};
 pub use wire::{Wire, WireLayer};

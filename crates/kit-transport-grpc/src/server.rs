@@ -9,6 +9,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::Convert;
+use crate::request::RequestInfo;
 use crate::status::status_from_error;
 use crate::timeout::{GRPC_TIMEOUT, parse};
 use crate::wire::ResponseTrailers;
@@ -59,7 +60,9 @@ type Finalizer = Arc<dyn Fn(&Context, &Result<(), Status>) + Send + Sync>;
 /// ```
 ///
 /// The call's `grpc-timeout` becomes the context's deadline. Before hooks read the request
-/// metadata into the context; after hooks add response headers and trailers on success. An error
+/// metadata into the context; then the metadata and the peer's address are there as a
+/// [`RequestInfo`](crate::RequestInfo) for everything after. After hooks add response headers
+/// and trailers on success. An error
 /// from the decoder, the endpoint or the encoder goes to the error handlers and is answered
 /// with the status [`status_from_error`](crate::status_from_error) makes (a real code from the
 /// error's kind, never `UNKNOWN` unless the error is unknown). Finalizers see every call's
@@ -164,6 +167,7 @@ where
 
     /// Serves one call.
     pub async fn serve(&self, request: Request<PReq>) -> Result<Response<PResp>, Status> {
+        let remote_addr = request.remote_addr();
         let (metadata, _extensions, message) = request.into_parts();
         let mut cx = Context::new();
         if let Some(timeout) = metadata
@@ -176,6 +180,7 @@ where
         for before in &self.before {
             cx = before(cx, &metadata);
         }
+        let cx = cx.with_value(RequestInfo::new(remote_addr, metadata));
         let result = async {
             let request = (self.decode)(&cx, message)?;
             let response = self.endpoint.call(cx.clone(), request).await?;

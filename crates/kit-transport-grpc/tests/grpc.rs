@@ -185,3 +185,61 @@ async fn a_client_needs_a_method_path_and_a_server_that_is_there() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
 }
+
+#[tokio::test]
+async fn the_endpoint_sees_the_peer_address_and_the_request_metadata() {
+    use kit_transport_grpc::{Health, Listener, RequestInfo, Server};
+    // An Echo whose endpoint answers what it knows of the call.
+    let say = Server::new(
+        kit_core::BoxEndpoint::new(kit_core::endpoint_fn(
+            |cx: Context, _: (String, i32)| async move {
+                let info = cx.get::<RequestInfo>().expect("the call's RequestInfo");
+                let peer = info.remote_addr().map(|a| a.ip().to_string());
+                let tenant = info
+                    .metadata()
+                    .get("x-tenant")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                Ok::<_, kit_core::Error>(format!("{peer:?} {tenant:?}"))
+            },
+        )),
+        |_cx, r: pb::SayRequest| Ok((r.text, r.times)),
+        |_cx, text: String| {
+            Ok(pb::SayReply {
+                text,
+                tenant: String::new(),
+            })
+        },
+    );
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .health(&Health::new());
+    let addr = listener.local_addr();
+    let routes = tonic::service::Routes::new(pb::echo_server::EchoServer::new(support::Echo {
+        say: say.clone(),
+    }));
+    tokio::spawn(listener.serve(routes, std::future::pending()));
+
+    let mut client = pb::echo_client::EchoClient::new(channel(addr).await);
+    let mut request = Request::new(pb::SayRequest {
+        text: "hi".into(),
+        times: 1,
+    });
+    request
+        .metadata_mut()
+        .insert("x-tenant", MetadataValue::from_static("acme"));
+    let reply = client.say(request).await.unwrap().into_inner();
+    assert_eq!(reply.text, r#"Some("127.0.0.1") Some("acme")"#);
+
+    // Handed a call in-process, the server knows no peer.
+    let reply = say
+        .serve(Request::new(pb::SayRequest {
+            text: "hi".into(),
+            times: 1,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.text, "None None");
+}
