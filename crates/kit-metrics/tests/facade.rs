@@ -6,9 +6,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use kit_metrics::Counter as _;
 use kit_metrics::facade::FacadeRecorder;
 use kit_metrics::prometheus::{PrometheusCounter, Registry, text};
@@ -19,20 +16,7 @@ fn promtool_accepts(exposition: &str) {
     let Some(promtool) = support::require("promtool") else {
         return;
     };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::promtool_check(&promtool, exposition.as_bytes());
     assert!(
         out.status.success(),
         "promtool: {}\n{}{}\n{exposition}",

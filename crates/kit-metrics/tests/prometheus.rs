@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -79,20 +78,7 @@ fn promtool_accepts_the_exposition_of_every_kind_with_odd_label_values() {
         "{exposition}"
     );
 
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::promtool_check(&promtool, exposition.as_bytes());
     assert!(
         out.status.success(),
         "promtool: {}\n{}\n{exposition}",
@@ -101,20 +87,8 @@ fn promtool_accepts_the_exposition_of_every_kind_with_odd_label_values() {
     );
 
     // And promtool is not a rubber stamp: a broken line fails.
-    let mut child = Command::new(support::require("promtool").unwrap())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"kit_broken{a=\"unterminated} 1\n")
-        .unwrap();
-    assert!(!child.wait().unwrap().success());
+    let broken = support::promtool_check(&promtool, b"kit_broken{a=\"unterminated} 1\n");
+    assert!(!broken.status.success());
 }
 
 #[test]

@@ -22,6 +22,21 @@ pub fn require(binary: &str) -> Option<PathBuf> {
     found
 }
 
+/// What `promtool check metrics` says of `exposition`.
+pub fn promtool_check(promtool: &std::path::Path, exposition: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(exposition).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Serves `service` over HTTP/1.1 on 127.0.0.1 with a free port, until the runtime ends.
 pub async fn serve<S>(service: S) -> SocketAddr
 where
