@@ -50,8 +50,8 @@ impl Drop for CallGuard {
 pub(crate) struct JsonAutomaticAnswers<S> {
     inner: S,
     calls: Arc<Calls>,
-    /// Calls made when the last final answer's head was written: a head written while this
-    /// is still the count answers no call.
+    /// Calls made when the last final answer's head was written (at least its first byte): a
+    /// head written while this is still the count answers no call.
     made_at_head: u64,
     /// The rewritten answer, and how much of it is written.
     pending: Option<(Vec<u8>, usize)>,
@@ -67,16 +67,9 @@ impl<S> JsonAutomaticAnswers<S> {
         }
     }
 
-    /// `buf` with a JSON body, if it is hyper's automatic answer; notes the heads of final
-    /// answers as they go by.
-    fn rewrite(&mut self, buf: &[u8]) -> Option<Vec<u8>> {
-        // A final answer's head (1xx ones, such as 100 Continue, come before the final one).
-        if !buf.starts_with(b"HTTP/1.1 ") || buf.get(9) == Some(&b'1') {
-            return None;
-        }
-        let made = self.calls.made.load(Ordering::SeqCst);
-        let answers_no_call = made == self.made_at_head;
-        self.made_at_head = made;
+    /// `buf` with a JSON body, if it is hyper's automatic answer: a bare final head with one of
+    /// its statuses, when `answers_no_call`.
+    fn rewrite(&self, buf: &[u8], answers_no_call: bool) -> Option<Vec<u8>> {
         if !answers_no_call || self.calls.answering.load(Ordering::SeqCst) != 0 {
             return None;
         }
@@ -110,7 +103,29 @@ impl<S> JsonAutomaticAnswers<S> {
     }
 }
 
+/// Whether `slice` begins a final answer's head (1xx ones, such as 100 Continue, come before
+/// the final one).
+fn is_final_head(slice: &[u8]) -> bool {
+    slice.starts_with(b"HTTP/1.1 ") && slice.get(9) != Some(&b'1')
+}
+
 impl<S: AsyncWrite + Unpin> JsonAutomaticAnswers<S> {
+    /// `poll`, having noted that the calls `made` are answered if it wrote into the final head
+    /// that begins at `head_at`.
+    fn noted(
+        &mut self,
+        poll: Poll<io::Result<usize>>,
+        head_at: Option<usize>,
+        made: u64,
+    ) -> Poll<io::Result<usize>> {
+        if let (Poll::Ready(Ok(n)), Some(at)) = (&poll, head_at)
+            && *n > at
+        {
+            self.made_at_head = made;
+        }
+        poll
+    }
+
     /// Writes what is left of a rewritten answer.
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some((bytes, written)) = &mut self.pending {
@@ -154,21 +169,33 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonAutomaticAnswers<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         ready!(this.poll_pending(cx))?;
-        // hyper hands over a head as a slice of its own (with the body's chunks after it).
+        // hyper hands over a head as a slice of its own (with the body's chunks after it). A
+        // head counts as answering the calls made so far only once it is written: hyper hands
+        // a head that could not go out back again.
+        let made = this.calls.made.load(Ordering::SeqCst);
+        let mut offset = 0;
+        let mut head_at = None;
         for (i, slice) in bufs.iter().enumerate() {
-            let Some(rewritten) = this.rewrite(slice) else {
-                continue;
-            };
-            if bufs[..i].iter().any(|b| !b.is_empty()) {
-                // What comes before it first; hyper hands the rest back.
-                return Pin::new(&mut this.inner).poll_write_vectored(cx, &bufs[..i]);
+            if is_final_head(slice) {
+                let answers_no_call = head_at.is_some() || made == this.made_at_head;
+                if let Some(rewritten) = this.rewrite(slice, answers_no_call) {
+                    if offset > 0 {
+                        // What comes before it first; hyper hands the rest back.
+                        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, &bufs[..i]);
+                        return this.noted(poll, head_at, made);
+                    }
+                    // hyper's bytes count as written; ours go out now and on the next calls.
+                    this.made_at_head = made;
+                    this.pending = Some((rewritten, 0));
+                    let _ = this.poll_pending(cx)?;
+                    return Poll::Ready(Ok(slice.len()));
+                }
+                head_at = Some(offset);
             }
-            // hyper's bytes count as written; ours go out now and on the next calls.
-            this.pending = Some((rewritten, 0));
-            let _ = this.poll_pending(cx)?;
-            return Poll::Ready(Ok(slice.len()));
+            offset += slice.len();
         }
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.noted(poll, head_at, made)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -314,5 +341,32 @@ mod tests {
             std::str::from_utf8(body).unwrap()
         );
         assert_eq!(reader.await.unwrap(), want);
+    }
+
+    #[tokio::test]
+    async fn a_services_answer_that_waits_for_a_full_pipe_is_still_its_own() {
+        let (mut client, server) = tokio::io::duplex(8);
+        let calls = Arc::new(Calls::default());
+        let mut stream = JsonAutomaticAnswers::new(server, Arc::clone(&calls));
+        let body = b"12345678";
+        let own = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+        drop(calls.start());
+        let writer = tokio::spawn(async move {
+            // The previous answer's last bytes fill the pipe: the head waits, and is handed
+            // back until the client reads.
+            stream.write_all(body).await.unwrap();
+            stream.write_all(own).await.unwrap();
+            stream.shutdown().await.unwrap();
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).await.unwrap();
+        writer.await.unwrap();
+        let mut want = body.to_vec();
+        want.extend_from_slice(own);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
     }
 }
