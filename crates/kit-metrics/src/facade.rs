@@ -27,10 +27,15 @@
 //!   order of a call's labels does not matter), as Prometheus requires. A later registration
 //!   under the same name with other label names, or of another kind, or a name that the
 //!   registry already holds (a kit metric), is not recorded: it gets a handle that does
-//!   nothing, and `kit_metrics_facade_rejected_total{name}` counts it.
+//!   nothing, and `kit_metrics_facade_rejected_total{name}` counts it (each refused
+//!   registration: the facade's macros register at every use; past 100 names, under
+//!   `name="_other"`).
 //! - **Series are capped**: labels are the library's to choose, and a label with unbounded
 //!   values would grow the registry for ever. Past [`FacadeRecorder::max_series`] (default
-//!   10,000) a new series is rejected and counted the same way; existing ones go on.
+//!   10,000) a new series is rejected and counted the same way, before any family is made for
+//!   it; existing ones go on.
+//! - **Registration is not free**: each `counter!(...)` takes the recorder's lock and looks the
+//!   series up. On a hot path, keep the handle the macro returns and update that.
 //! - **Descriptions and units** apply to families registered after them (Prometheus fixes a
 //!   family's help text when it is created): describe at start, as the facade advises. A
 //!   family never described gets its name as help.
@@ -57,6 +62,8 @@ pub struct FacadeRecorder {
 struct Inner {
     registry: Registry,
     rejected: IntCounterVec,
+    /// The names `rejected` has a series for.
+    rejected_names: Mutex<HashSet<String>>,
     state: Mutex<State>,
 }
 
@@ -104,6 +111,10 @@ impl std::fmt::Debug for FacadeRecorder {
 /// The series cap [`FacadeRecorder::new`] sets.
 const MAX_SERIES: usize = 10_000;
 
+/// The most names `kit_metrics_facade_rejected_total` has a series for; the rest count under
+/// `_other`.
+const MAX_REJECTED_NAMES: usize = 100;
+
 impl FacadeRecorder {
     /// A recorder registering into `registry`, with Prometheus's default buckets and at most
     /// 10,000 series.
@@ -129,6 +140,7 @@ impl FacadeRecorder {
             inner: Arc::new(Inner {
                 registry: registry.clone(),
                 rejected,
+                rejected_names: Mutex::new(HashSet::new()),
                 state: Mutex::new(State {
                     buckets: prometheus::DEFAULT_BUCKETS.to_vec(),
                     max_series: MAX_SERIES,
@@ -190,6 +202,15 @@ impl FacadeRecorder {
             None => (None, None),
         };
         let name = exposed_name(key.name(), unit, kind);
+        let id = (name.clone(), values);
+        // The cap first: a library that makes up names or label values as it goes must not
+        // grow the registry by families either.
+        let known = series.contains(&id);
+        if !known && series.len() >= *max_series {
+            drop(state);
+            self.rejected(&name);
+            return None;
+        }
         if !families.contains_key(&name) {
             let help = help.unwrap_or_else(|| name.clone());
             if let Some(family) = self.new_family(&name, &help, kind, label_names.clone(), buckets)
@@ -201,21 +222,34 @@ impl FacadeRecorder {
             .get(&name)
             .filter(|family| family.kind == kind && family.label_names == label_names)
             .and_then(|family| {
-                let id = (name.clone(), values);
-                if !series.contains(&id) {
-                    if series.len() >= *max_series {
-                        return None;
-                    }
-                    series.insert(id.clone());
-                }
                 let values: Vec<&str> = id.1.iter().map(String::as_str).collect();
                 pick(&family.vec, &values)
             });
+        if picked.is_some() && !known {
+            series.insert(id);
+        }
         drop(state);
         if picked.is_none() {
-            self.inner.rejected.with_label_values(&[&name]).inc();
+            self.rejected(&name);
         }
         picked
+    }
+
+    /// Counts a refused registration under `name`, or under `_other` once 100 names have been
+    /// refused: the refusals must not grow the registry either.
+    fn rejected(&self, name: &str) {
+        let mut names = self
+            .inner
+            .rejected_names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let label = if names.contains(name) || names.len() < MAX_REJECTED_NAMES {
+            names.insert(name.to_owned());
+            name
+        } else {
+            "_other"
+        };
+        self.inner.rejected.with_label_values(&[label]).inc();
     }
 
     fn new_family(
@@ -279,7 +313,7 @@ impl Recorder for FacadeRecorder {
             _ => None,
         })
         .map_or_else(Counter::noop, |c| {
-            Counter::from_arc(Arc::new(CounterHandle(c)))
+            Counter::from_arc(Arc::new(CounterHandle(c, Mutex::new(()))))
         })
     }
 
@@ -302,7 +336,9 @@ impl Recorder for FacadeRecorder {
     }
 }
 
-struct CounterHandle(prometheus::IntCounter);
+/// A counter; `absolute` reads and then adds, under a lock so that two at once cannot both
+/// add the difference.
+struct CounterHandle(prometheus::IntCounter, Mutex<()>);
 
 impl CounterFn for CounterHandle {
     fn increment(&self, value: u64) {
@@ -310,6 +346,7 @@ impl CounterFn for CounterHandle {
     }
 
     fn absolute(&self, value: u64) {
+        let _one_at_a_time = self.1.lock().unwrap_or_else(PoisonError::into_inner);
         let now = self.0.get();
         if value > now {
             self.0.inc_by(value - now);

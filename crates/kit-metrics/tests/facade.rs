@@ -139,6 +139,11 @@ fn past_the_series_cap_new_series_are_rejected_and_old_ones_go_on() {
             metrics::counter!("calls", "id" => id.to_string()).increment(1);
         }
         metrics::counter!("calls", "id" => "0").increment(1);
+        // Past the cap a new name makes no family either, and the refusals' own series stop
+        // at 100 names.
+        for n in 0..150 {
+            metrics::counter!(format!("made_up_{n}")).increment(1);
+        }
     });
     let exposition = text(&registry);
     has(&exposition, r#"calls_total{id="0"} 2"#);
@@ -151,6 +156,16 @@ fn past_the_series_cap_new_series_are_rejected_and_old_ones_go_on() {
         &exposition,
         r#"kit_metrics_facade_rejected_total{name="calls_total"} 3"#,
     );
+    assert!(!exposition.contains("# TYPE made_up_"), "{exposition}");
+    has(
+        &exposition,
+        r#"kit_metrics_facade_rejected_total{name="made_up_0_total"} 1"#,
+    );
+    has(
+        &exposition,
+        r#"kit_metrics_facade_rejected_total{name="_other"} 51"#,
+    );
+    promtool_accepts(&exposition);
 }
 
 #[test]

@@ -248,6 +248,8 @@ impl ZipkinTracing {
     /// inside an endpoint that [`Tracing`](crate::Tracing) wraps, they are
     /// children of its span, in the same trace, exported to the same collector. Put it in the
     /// subscriber beside kit-log's `TracingLayer`, which goes on writing events as log lines.
+    /// A `tracing` span that encloses the endpoint (tower-http's `TraceLayer`, say) takes
+    /// precedence: the new spans become its children instead.
     /// tracing-opentelemetry's layer, with its defaults but no `tracing-log` and no metrics.
     #[cfg(feature = "tracing")]
     pub fn tracing_layer<S>(&self) -> tracing_opentelemetry::OpenTelemetryLayer<S, SdkTracer>

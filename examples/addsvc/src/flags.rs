@@ -13,30 +13,47 @@ pub fn parse<T: clap::Parser>(args: impl IntoIterator<Item = OsString>) -> T {
     T::parse_from(go_style(args))
 }
 
-/// `args` with Go's single-dash long flags (`-http-addr`, `-log.format=json`) spelt as clap's
-/// (`--http-addr`), up to a `--`. A single letter (`-h`), a negative number (`-5`) and `-`
-/// alone are left as they are; so is the program name.
+/// `args` as clap should read them, given as Go's `flag` package reads them: single-dash long
+/// flags (`-http-addr`, `-log.format=json`) spelt as clap's (`--http-addr`); each flag's value
+/// left as it is, even one that starts with a dash; and, as Go stops reading flags at the first
+/// argument that is not one, a `--` before it (so `addcli -method concat a -b` concatenates
+/// `a` and `-b`, and `addcli -5 -7` sums two negative numbers). Help and version flags take no
+/// value; the program name is left as it is.
 pub fn go_style(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut args = args.into_iter();
     let mut out: Vec<OsString> = args.next().into_iter().collect();
-    for arg in args.by_ref() {
-        if arg == "--" {
+    while let Some(arg) = args.next() {
+        let text = arg.to_str().unwrap_or("");
+        if text == "--" {
             out.push(arg);
             break;
         }
-        let long = arg.to_str().is_some_and(|a| {
-            let name = a.strip_prefix('-').unwrap_or("");
-            let name = name.split('=').next().unwrap_or("");
-            !name.starts_with('-')
-                && name.len() > 1
-                && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        });
-        if long {
-            let mut spelt = OsString::from("-");
-            spelt.push(&arg);
-            out.push(spelt);
-        } else {
+        let name = text
+            .strip_prefix("--")
+            .or_else(|| text.strip_prefix('-'))
+            .filter(|n| n.starts_with(|c: char| c.is_ascii_alphabetic()));
+        let Some(name) = name else {
+            // An operand (a negative number among them): the flags are over.
+            out.push("--".into());
             out.push(arg);
+            break;
+        };
+        let (name, inline_value) = match name.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (name, false),
+        };
+        let spelt: OsString = if text.starts_with("--") || name.len() == 1 {
+            arg.clone()
+        } else {
+            format!("-{text}").into()
+        };
+        out.push(spelt);
+        let takes_no_value = matches!(name, "h" | "help" | "V" | "version");
+        if !inline_value
+            && !takes_no_value
+            && let Some(value) = args.next()
+        {
+            out.push(value);
         }
     }
     out.extend(args);
@@ -70,6 +87,18 @@ pub fn duration(value: &str) -> Result<Duration, String> {
         "m" => seconds(60),
         "h" => seconds(3600),
         _ => Err(bad()),
+    }
+}
+
+/// An `http://` URL with a host, or none when empty (`-zipkin-url ""`, Go's default).
+#[derive(Clone, Debug, Default)]
+pub struct MaybeUrl(pub Option<http::Uri>);
+
+/// [`http_url`], or none for an empty value.
+pub fn maybe_http_url(value: &str) -> Result<MaybeUrl, String> {
+    match value {
+        "" => Ok(MaybeUrl(None)),
+        url => http_url(url).map(|u| MaybeUrl(Some(u))),
     }
 }
 
@@ -127,23 +156,38 @@ mod tests {
     }
 
     #[test]
-    fn gos_single_dash_long_flags_are_spelt_as_claps() {
-        assert_eq!(
-            go("-http-addr :1 -method=concat --grpc-addr :2 a b"),
-            [
-                "--http-addr",
-                ":1",
-                "--method=concat",
-                "--grpc-addr",
-                ":2",
-                "a",
-                "b"
-            ]
-        );
-        assert_eq!(go("-log.format json"), ["--log.format", "json"]);
-        // Single letters, negative numbers, `-` alone, and everything after `--`.
-        assert_eq!(go("-h -5 - -x"), ["-h", "-5", "-", "-x"]);
-        assert_eq!(go("-- -method x"), ["--", "-method", "x"]);
+    fn command_lines_are_read_as_gos_flag_package_reads_them() {
+        let cases: [(&str, &[&str]); 8] = [
+            (
+                "-http-addr :1 -method=concat --grpc-addr :2 a b",
+                &[
+                    "--http-addr",
+                    ":1",
+                    "--method=concat",
+                    "--grpc-addr",
+                    ":2",
+                    "--",
+                    "a",
+                    "b",
+                ],
+            ),
+            ("-log.format json", &["--log.format", "json"]),
+            // A value that starts with a dash stays a value.
+            ("-method -x 1", &["--method", "-x", "--", "1"]),
+            // The flags end at the first operand: a negative number, `-`, or anything else.
+            ("-5 -7", &["--", "-5", "-7"]),
+            (
+                "-method concat a -b",
+                &["--method", "concat", "--", "a", "-b"],
+            ),
+            ("- -x", &["--", "-", "-x"]),
+            // Help and version take no value; `--` is kept.
+            ("-h -help 1", &["-h", "--help", "--", "1"]),
+            ("-- -method x", &["--", "-method", "x"]),
+        ];
+        for (line, want) in cases {
+            assert_eq!(go(line), want, "{line}");
+        }
     }
 
     #[test]
@@ -159,6 +203,8 @@ mod tests {
         }
         assert!(http_url("http://z:9411/api/v2/spans").is_ok());
         assert!(http_url("ftp://z/spans").is_err());
+        assert!(maybe_http_url("").unwrap().0.is_none());
+        assert!(maybe_http_url("ftp://z/spans").is_err());
         assert_eq!(positive("3"), Ok(3));
         assert!(positive("0").is_err());
         assert_eq!(list(" a, ,b "), ["a", "b"]);

@@ -93,8 +93,8 @@ struct Flags {
     #[arg(long = "log.format", value_name = "logfmt|json", default_value = "logfmt", value_parser = flags::json_logs, action = clap::ArgAction::Set)]
     json_logs: bool,
     /// Zipkin collector URL, e.g. http://localhost:9411/api/v2/spans (none: no tracing)
-    #[arg(long, value_parser = flags::http_url)]
-    zipkin_url: Option<http::Uri>,
+    #[arg(long, default_value = "", hide_default_value = true, value_parser = flags::maybe_http_url)]
+    zipkin_url: flags::MaybeUrl,
     /// How long in-flight calls get on shutdown
     #[arg(long, default_value = "30s", value_parser = flags::duration)]
     drain_timeout: Duration,
@@ -140,7 +140,7 @@ impl Config {
             http_addr: f.http_addr,
             grpc_addr: f.grpc_addr,
             jsonrpc_addr: f.jsonrpc_addr,
-            zipkin_url: f.zipkin_url,
+            zipkin_url: f.zipkin_url.0,
             json_logs: f.json_logs,
             drain_timeout: f.drain_timeout,
             readiness_delay: f.readiness_delay,

@@ -90,8 +90,8 @@ struct Flags {
     #[arg(long = "log.format", value_name = "logfmt|json", default_value = "logfmt", value_parser = flags::json_logs, action = clap::ArgAction::Set)]
     json_logs: bool,
     /// Zipkin collector URL (none: no tracing)
-    #[arg(long, value_parser = flags::http_url)]
-    zipkin_url: Option<http::Uri>,
+    #[arg(long, default_value = "", hide_default_value = true, value_parser = flags::maybe_http_url)]
+    zipkin_url: flags::MaybeUrl,
     /// The most time a call may take, retries included
     #[arg(long, default_value = "10s", value_parser = flags::duration)]
     timeout: Duration,
@@ -162,7 +162,7 @@ impl Config {
             dns,
             dns_domain: f.dns_domain.trim_matches('.').to_owned(),
             json_logs: f.json_logs,
-            zipkin_url: f.zipkin_url,
+            zipkin_url: f.zipkin_url.0,
             timeout: f.timeout,
             attempts: f.attempts,
             drain_timeout: f.drain_timeout,

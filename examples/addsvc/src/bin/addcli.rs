@@ -49,8 +49,8 @@ struct Flags {
     #[arg(long, default_value_t = 0)]
     rate_limit: u32,
     /// Zipkin collector URL, e.g. http://localhost:9411/api/v2/spans (none: no tracing)
-    #[arg(long, value_parser = flags::http_url)]
-    zipkin_url: Option<http::Uri>,
+    #[arg(long, default_value = "", hide_default_value = true, value_parser = flags::maybe_http_url)]
+    zipkin_url: flags::MaybeUrl,
     /// The first operand: an integer for sum, a string for concat
     #[arg(allow_negative_numbers = true)]
     a: String,
@@ -78,6 +78,7 @@ async fn run(f: Flags) -> Result<String, String> {
     // goes out in B3 headers.
     let tracing = f
         .zipkin_url
+        .0
         .clone()
         .map(|url| kit_trace::ZipkinTracing::new("addcli", url, 1.0));
     let options = ClientOptions {
