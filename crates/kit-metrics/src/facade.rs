@@ -197,11 +197,8 @@ impl FacadeRecorder {
             families,
             series,
         } = &mut *state;
-        let (unit, help) = match described.get(key.name()) {
-            Some((unit, help)) => (*unit, Some(help.to_string())),
-            None => (None, None),
-        };
-        let name = exposed_name(key.name(), unit, kind);
+        let described = described.get(key.name());
+        let name = exposed_name(key.name(), described.and_then(|(unit, _)| *unit), kind);
         let id = (name.clone(), values);
         // The cap first: a library that makes up names or label values as it goes must not
         // grow the registry by families either.
@@ -212,7 +209,8 @@ impl FacadeRecorder {
             return None;
         }
         if !families.contains_key(&name) {
-            let help = help.unwrap_or_else(|| name.clone());
+            // The help is copied only for a new family, not at every registration.
+            let help = described.map_or_else(|| name.clone(), |(_, help)| help.to_string());
             if let Some(family) = self.new_family(&name, &help, kind, label_names.clone(), buckets)
             {
                 families.insert(name.clone(), family);
@@ -243,7 +241,9 @@ impl FacadeRecorder {
             .rejected_names
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let label = if names.contains(name) || names.len() < MAX_REJECTED_NAMES {
+        let label = if names.contains(name) {
+            name
+        } else if names.len() < MAX_REJECTED_NAMES {
             names.insert(name.to_owned());
             name
         } else {
