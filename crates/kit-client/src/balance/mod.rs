@@ -84,10 +84,14 @@ impl<Req, Resp> fmt::Debug for Pick<Req, Resp> {
 /// [`Retry`]: crate::retry::Retry
 pub(crate) struct Tried<Req, Resp>(Mutex<Vec<BoxEndpoint<Req, Resp>>>);
 
-#[cfg(feature = "retry")]
 impl<Req, Resp> Tried<Req, Resp> {
+    #[cfg(feature = "retry")]
     pub(crate) fn new() -> Self {
         Tried(Mutex::new(Vec::new()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<BoxEndpoint<Req, Resp>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -141,16 +145,22 @@ where
     type Response = Resp;
 
     async fn call(&self, cx: Context, req: Req) -> Result<Resp, Error> {
-        let pick = match cx.get::<Tried<Req, Resp>>() {
+        // Under a retry: keep a handle on the context's record of tried endpoints (the context
+        // itself goes to the endpoint).
+        let retried = cx.get::<Tried<Req, Resp>>().is_some().then(|| cx.clone());
+        let tried = retried.as_ref().and_then(Context::get::<Tried<Req, Resp>>);
+        let mut pick = match tried {
             None => self.balancer.pick(&[])?,
-            Some(tried) => {
-                let mut tried = tried.0.lock().unwrap_or_else(PoisonError::into_inner);
-                let pick = self.balancer.pick(&tried)?;
-                tried.push(pick.endpoint.clone());
-                pick
-            }
+            Some(tried) => self.balancer.pick(&tried.lock())?,
         };
+        if let Some(load) = &mut pick.load {
+            load.start();
+        }
         let result = pick.endpoint.call(cx, req).await;
+        // Only a failed attempt is followed by another: a success records nothing.
+        if let (Err(_), Some(tried)) = (&result, tried) {
+            tried.lock().push(pick.endpoint.clone());
+        }
         if let Some(load) = pick.load {
             load.finish(Outcome::of_call(&pick.endpoint, &result));
         }

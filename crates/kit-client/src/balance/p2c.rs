@@ -98,9 +98,25 @@ impl Load {
         f64::from_bits(self.rtt_ns.load(Ordering::Relaxed)) * self.weight(clock, now_ns)
     }
 
-    fn cost(&self, clock: &Clock, now_ns: u64) -> f64 {
-        let pending = f64::from(self.in_flight.load(Ordering::Relaxed)) + 1.0;
-        self.rtt_at(clock, now_ns) * pending
+    /// Whether this endpoint costs less than `other` (cost = estimate × (in flight + 1)).
+    /// Both estimates decay by the same factor from any common instant, so the comparison
+    /// needs no clock: only the difference of their sample times, as one `exp` of a
+    /// non-positive number (no overflow, whatever the gap).
+    fn cheaper_than(&self, other: &Load, clock: &Clock) -> bool {
+        let cost = |load: &Load| {
+            let pending = f64::from(load.in_flight.load(Ordering::Relaxed)) + 1.0;
+            f64::from_bits(load.rtt_ns.load(Ordering::Relaxed)) * pending
+        };
+        let (at, other_at) = (
+            self.at_ns.load(Ordering::Relaxed),
+            other.at_ns.load(Ordering::Relaxed),
+        );
+        // The later sample has decayed less since: scale the earlier one down to its time.
+        if at >= other_at {
+            cost(self) < cost(other) * (-((at - other_at) as f64) / clock.decay_ns).exp()
+        } else {
+            cost(self) * (-((other_at - at) as f64) / clock.decay_ns).exp() < cost(other)
+        }
     }
 
     fn observe(&self, clock: &Clock, now_ns: u64, sample_ns: f64) {
@@ -125,6 +141,11 @@ pub(super) struct InFlight {
 }
 
 impl InFlight {
+    /// Starts the call's clock: the latency sample runs from here to [`InFlight::finish`].
+    pub(super) fn start(&mut self) {
+        self.start_ns = self.clock.now_ns();
+    }
+
     pub(super) fn finish(self, outcome: Outcome) {
         let now = self.clock.now_ns();
         let mut took = now.saturating_sub(self.start_ns) as f64;
@@ -204,18 +225,17 @@ where
 {
     fn pick(&self, tried: &[BoxEndpoint<Req, Resp>]) -> Result<Pick<Req, Resp>, Error> {
         let endpoints = current(&self.endpointer)?;
-        let now = self.clock.now_ns();
         {
             let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(seen) = &cache.endpoints
                 && Arc::ptr_eq(seen, &endpoints)
             {
-                return Ok(self.choose(&endpoints, &cache.loads, tried, now));
+                return Ok(self.choose(&endpoints, &cache.loads, tried));
             }
         }
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
-        let loads = self.loads_for(&cache, &endpoints, now);
-        let pick = self.choose(&endpoints, &loads, tried, now);
+        let loads = self.loads_for(&cache, &endpoints, self.clock.now_ns());
+        let pick = self.choose(&endpoints, &loads, tried);
         *cache = Cache {
             endpoints: Some(endpoints),
             loads,
@@ -261,7 +281,6 @@ impl<D, Req, Resp> P2c<D, Req, Resp> {
         endpoints: &Endpoints<Req, Resp>,
         loads: &[Arc<Load>],
         tried: &[BoxEndpoint<Req, Resp>],
-        now: u64,
     ) -> Pick<Req, Resp> {
         let left = untried(endpoints, tried);
         let at = |k: usize| left.as_ref().map_or(k, |left| left[k]);
@@ -275,7 +294,7 @@ impl<D, Req, Resp> P2c<D, Req, Resp> {
                 b += 1;
             }
             let (a, b) = (at(a), at(b));
-            if loads[b].cost(&self.clock, now) < loads[a].cost(&self.clock, now) {
+            if loads[b].cheaper_than(&loads[a], &self.clock) {
                 b
             } else {
                 a
@@ -288,8 +307,73 @@ impl<D, Req, Resp> P2c<D, Req, Resp> {
             load: Some(InFlight {
                 load,
                 clock: self.clock,
-                start_ns: now,
+                // Set when the call starts (`InFlight::start`): the pick itself reads no clock.
+                start_ns: 0,
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn clock() -> Clock {
+        Clock {
+            base: Instant::now(),
+            decay_ns: 10e9,
+            default_rtt_ns: 30e6,
+            failure_penalty_ns: 1e9,
+        }
+    }
+
+    fn load(rtt_ns: f64, at_ns: u64, in_flight: u32) -> Load {
+        let load = Load::new(rtt_ns, at_ns);
+        load.in_flight.store(in_flight, Ordering::Relaxed);
+        load
+    }
+
+    /// The cost of `load` read at `now`, the way the comparison must agree with.
+    fn cost_at(load: &Load, clock: &Clock, now_ns: u64) -> f64 {
+        let elapsed = now_ns - load.at_ns.load(Ordering::Relaxed);
+        let rtt = f64::from_bits(load.rtt_ns.load(Ordering::Relaxed));
+        rtt * (-(elapsed as f64) / clock.decay_ns).exp()
+            * (f64::from(load.in_flight.load(Ordering::Relaxed)) + 1.0)
+    }
+
+    #[test]
+    fn a_fresher_sample_wins_over_a_decayed_one_only_when_it_costs_less_now() {
+        let c = clock();
+        // 10 ms measured 10 s ago is 3.7 ms now: cheaper than 5 ms measured just now.
+        let (old, fresh) = (load(10e6, 0, 0), load(5e6, 10_000_000_000, 0));
+        assert!(old.cheaper_than(&fresh, &c));
+        assert!(!fresh.cheaper_than(&old, &c));
+        // A gap of centuries decays to zero without overflow or NaN.
+        let ancient = load(1e12, 0, 7);
+        let now = load(1.0, u64::MAX / 2, 0);
+        assert!(ancient.cheaper_than(&now, &c));
+        assert!(!now.cheaper_than(&ancient, &c));
+        // A zero estimate stays comparable.
+        assert!(load(0.0, 0, 0).cheaper_than(&load(1.0, 5, 0), &c));
+    }
+
+    proptest! {
+        #[test]
+        fn the_clockless_comparison_agrees_with_costs_read_at_any_common_instant(
+            rtt_a in 0.0f64..1e10, at_a in 0u64..1_000_000_000_000, pending_a in 0u32..100,
+            rtt_b in 0.0f64..1e10, at_b in 0u64..1_000_000_000_000, pending_b in 0u32..100,
+            later in 0u64..100_000_000_000,
+        ) {
+            let c = clock();
+            let (a, b) = (load(rtt_a, at_a, pending_a), load(rtt_b, at_b, pending_b));
+            let now = at_a.max(at_b) + later;
+            let (cost_a, cost_b) = (cost_at(&a, &c, now), cost_at(&b, &c, now));
+            // Away from ties (where rounding may go either way), the answers are the same.
+            let tie = (cost_a - cost_b).abs() <= 1e-9 * cost_a.max(cost_b);
+            if !tie && cost_a > 1e-300 && cost_b > 1e-300 {
+                prop_assert_eq!(b.cheaper_than(&a, &c), cost_b < cost_a);
+            }
         }
     }
 }

@@ -130,10 +130,14 @@ impl Circuit {
                 if failure {
                     self.window.add(now, FAILURES, 1);
                 }
-                let [calls, failures] = self.window.sums(now);
-                let ratio_tripped = calls >= u64::from(self.config.min_calls)
-                    && failures as f64 >= self.config.failure_ratio * calls as f64;
-                if failure && (consecutive >= self.config.consecutive_failures || ratio_tripped) {
+                // A success never trips: the window is summed for failures only.
+                if failure
+                    && (consecutive >= self.config.consecutive_failures || {
+                        let [calls, failures] = self.window.sums(now);
+                        calls >= u64::from(self.config.min_calls)
+                            && failures as f64 >= self.config.failure_ratio * calls as f64
+                    })
+                {
                     self.open(now, 1);
                     return Some((State::Closed, State::Open));
                 }
