@@ -17,10 +17,10 @@ use crate::{Context, Error};
 /// - **Concurrent through `&self`.** `call` takes `&self`, so one endpoint value serves any
 ///   number of calls at once without `&mut` or locking by the caller. An endpoint that keeps
 ///   mutable state synchronises it inside. This is the main difference from
-///   [`tower::Service`], whose `call(&mut self)` and `poll_ready` model back-pressure per
+///   `tower::Service`, whose `call(&mut self)` and `poll_ready` model back-pressure per
 ///   handle; kit-rs endpoints express back-pressure as an [`ErrorKind::Overloaded`] error from a
 ///   limiting middleware instead, and tower's model is still available through the bridges in
-///   [`crate::tower`].
+///   `kit_core::tower` (feature `tower`).
 /// - **`Send + Sync + 'static`, and the returned future is `Send`**, so endpoints can be shared
 ///   between tasks (put one in an `Arc`, or use [`BoxEndpoint`], which is `Clone`) and calls can
 ///   be spawned on a multi-threaded runtime.
@@ -91,7 +91,7 @@ pub trait Endpoint<Req>: Send + Sync + 'static {
     /// **Middleware forward it.** An endpoint that wraps another and returns the inner
     /// response unchanged implements this as `self.inner.failed(response)`; every wrapper in
     /// kit-rs does. One that does not (a closure through [`endpoint_fn`], or the
-    /// [`tower`](crate::tower) bridges, where tower has no such notion) hides the carried
+    /// `tower` bridges, where tower has no such notion) hides the carried
     /// error from the layers outside it, which then see a success.
     fn failed(&self, response: &Self::Response) -> Option<Error> {
         let _ = response;

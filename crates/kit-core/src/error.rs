@@ -492,9 +492,11 @@ impl From<BoxError> for Error {
 
 fn known_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
     use std::io::ErrorKind as Io;
+    #[cfg(feature = "tower")]
     if err.is::<tower::timeout::error::Elapsed>() {
         return Some(ErrorKind::Timeout);
     }
+    #[cfg(feature = "tower")]
     if err.is::<tower::load_shed::error::Overloaded>() {
         return Some(ErrorKind::Overloaded);
     }

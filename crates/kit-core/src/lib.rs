@@ -15,7 +15,7 @@
 //! | [`deadline`] | the middleware that enforces a context's deadline and cancellation |
 //! | [`concurrency`] | the middleware that refuses calls over a number in flight, as overloaded |
 //! | [`Endpointer`], [`EndpointSet`] | a set of endpoints that changes over time, for discovery and balancing |
-//! | [`tower`] | endpoints as tower services and back; middleware as layers and back |
+//! | `tower` (feature `tower`, on by default) | endpoints as tower services and back; middleware as layers and back |
 //!
 //! # Example
 //!
@@ -47,6 +47,7 @@
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod boxed;
@@ -57,6 +58,8 @@ mod endpoint;
 mod endpointer;
 mod error;
 mod middleware;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 
 pub use boxed::{BoxEndpoint, BoxFuture};

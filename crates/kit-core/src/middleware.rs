@@ -5,7 +5,7 @@
 ///
 /// The trait has the shape of tower's `Layer`, specialised in meaning: `E` is an endpoint, and
 /// so is `Self::Endpoint`. Any closure `Fn(E) -> E2` is a middleware. [`Chain`] applies several
-/// in order, and [`crate::tower`] converts between middleware and tower layers both ways.
+/// in order, and `kit_core::tower` (feature `tower`) converts between middleware and tower layers both ways.
 ///
 /// ```
 /// use kit_core::{endpoint_fn, BoxEndpoint, Context, Endpoint, Middleware};

@@ -1,5 +1,6 @@
 //! tower both ways, proved with tower's own layers: timeout, concurrency limit, load shedding,
 //! `ServiceBuilder`, `service_fn`.
+#![cfg(feature = "tower")]
 
 use std::convert::Infallible;
 use std::sync::Arc;
