@@ -3,12 +3,12 @@
 //!
 //! The shape is go-kit's `transport/http`: a [`Server`] turns one endpoint into an HTTP handler
 //! (decode the request, call the endpoint, encode the response, with hooks before and after,
-//! an error encoder, an error handler and a finalizer); a [`Client`] is the mirror image and is
-//! itself an endpoint. A [`Router`] maps method and path to servers; servers and routers are
+//! an error encoder, an error handler and a finalizer); a `Client` (feature `client`) is the
+//! mirror image and is itself an endpoint. A [`Router`] maps method and path to servers; servers and routers are
 //! `tower::Service`s, so they mount under hyper, axum or tonic too. A [`Listener`] serves any
 //! such service over HTTP/1.1 and HTTP/2 (h2c) on one port, with safe limits and a graceful
-//! drain. The [`json`] module holds the JSON codecs; [`jsonrpc`] the JSON-RPC 2.0 server and
-//! client.
+//! drain. The [`json`] module holds the JSON codecs; `jsonrpc` (feature `jsonrpc`) the JSON-RPC
+//! 2.0 server, and its client with `client`. Both features are on by default.
 //!
 //! ```
 //! use kit_core::{endpoint_fn, Error};
@@ -30,6 +30,7 @@
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! let serving = tokio::spawn(listener.serve(router, async { let _ = stopped.await; }));
 //!
+//! # #[cfg(feature = "client")] {
 //! let client = kit_transport_http::Client::new(
 //!     http::Method::POST,
 //!     format!("http://{addr}/sum").parse().unwrap(),
@@ -39,21 +40,26 @@
 //! use kit_core::Endpoint;
 //! let v = client.call(kit_core::Context::new(), serde_json::json!({"a": 1, "b": 2})).await.unwrap();
 //! assert_eq!(v, serde_json::json!({"v": 3}));
+//! # }
 //! stop.send(()).unwrap();
 //! serving.await.unwrap()?;
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod automatic;
 mod body;
+#[cfg(feature = "client")]
 mod client;
 mod deadlines;
 mod drain;
 mod error;
 pub mod json;
+#[cfg(feature = "jsonrpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jsonrpc")))]
 pub mod jsonrpc;
 mod listener;
 mod request;
@@ -61,6 +67,8 @@ mod router;
 mod server;
 
 pub use body::{Body, BoxError};
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use client::{Client, ClientPool};
 pub use error::{JSON_CONTENT_TYPE, encode_error, error_from_response};
 pub use listener::Listener;

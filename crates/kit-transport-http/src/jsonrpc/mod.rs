@@ -7,9 +7,12 @@
 //! the code ([`error_code`]) and travels in the error's `data` as `{"kind": "..."}`, so a kit
 //! client gets the same kind back.
 
+#[cfg(feature = "client")]
 mod client;
 mod server;
 
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use client::JsonRpcClient;
 pub use server::JsonRpcServer;
 
