@@ -16,10 +16,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::MetricError;
-use crate::influx::summary;
 use crate::push::{
     Emitter, LineFormat, PushCounter, PushGauge, PushHistogram, PushOptions, Reading, Series, Sink,
-    number,
+    number, summary,
 };
 
 struct GraphiteFormat;

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::MetricError;
 use crate::push::{
     Emitter, LineFormat, PushCounter, PushGauge, PushHistogram, PushOptions, Reading, Series, Sink,
-    UdpSink, number,
+    UdpSink, number, summary,
 };
 
 struct InfluxFormat;
@@ -31,31 +31,6 @@ fn escape(out: &mut String, text: &str, also: &[char]) {
             c => out.push(c),
         }
     }
-}
-
-/// The `q` quantile (0 to 1) by nearest rank of sorted, non-empty `values`.
-pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-/// Summary fields of a histogram's observations: count, sum, min, max and quantiles.
-pub(crate) fn summary(values: &[f64]) -> Vec<(&'static str, f64)> {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    if sorted.is_empty() {
-        return Vec::new();
-    }
-    sorted.sort_by(f64::total_cmp);
-    vec![
-        ("count", sorted.len() as f64),
-        ("sum", sorted.iter().sum()),
-        ("min", sorted[0]),
-        ("max", sorted[sorted.len() - 1]),
-        ("p50", quantile(&sorted, 0.50)),
-        ("p90", quantile(&sorted, 0.90)),
-        ("p95", quantile(&sorted, 0.95)),
-        ("p99", quantile(&sorted, 0.99)),
-    ]
 }
 
 impl LineFormat for InfluxFormat {

@@ -1,9 +1,9 @@
 //! kit-metrics: counters, gauges and histograms with label values, for services that must
 //! report to whatever their operators run.
 //!
-//! Backends: `prometheus` (feature, on by default: pulled, with a `/metrics` handler), the push backends
-//! [`statsd`] (StatsD and DogStatsD), [`influx`] and [`graphite`], and [`memory`],
-//! [`discard`] and [`Multi`].
+//! Backends: `prometheus` (feature, on by default: pulled, with a `/metrics` handler), the push
+//! backends `statsd` (StatsD and DogStatsD), `influx` and `graphite` (feature `push`, on by
+//! default), and [`memory`], [`discard`] and [`Multi`].
 //!
 //! go-kit's rule holds here: **metrics are dependencies passed into constructors, never
 //! globals.** A component that counts takes a [`Counter`] (or [`Gauge`], [`Histogram`]) as a
@@ -36,26 +36,36 @@
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 pub mod discard;
 mod error;
 #[cfg(feature = "facade")]
 pub mod facade;
+#[cfg(feature = "push")]
+#[cfg_attr(docsrs, doc(cfg(feature = "push")))]
 pub mod graphite;
+#[cfg(feature = "push")]
+#[cfg_attr(docsrs, doc(cfg(feature = "push")))]
 pub mod influx;
 pub mod memory;
 mod middleware;
 mod multi;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+#[cfg(feature = "push")]
 mod push;
+#[cfg(feature = "push")]
+#[cfg_attr(docsrs, doc(cfg(feature = "push")))]
 pub mod statsd;
 mod timer;
 
 pub use error::MetricError;
 pub use middleware::{METHOD_OUTCOME_LABELS, Metrics, MetricsEndpoint};
 pub use multi::Multi;
+#[cfg(feature = "push")]
+#[cfg_attr(docsrs, doc(cfg(feature = "push")))]
 pub use push::{PushCounter, PushGauge, PushHistogram, PushOptions};
 pub use timer::Timer;
 

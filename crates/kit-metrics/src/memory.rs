@@ -176,7 +176,7 @@ impl MemoryHistogram {
             return None;
         }
         values.sort_by(f64::total_cmp);
-        Some(crate::influx::quantile(&values, q))
+        Some(quantile(&values, q))
     }
 }
 
@@ -192,4 +192,10 @@ impl Histogram for MemoryHistogram {
     fn observe(&self, value: f64) {
         self.family.update(&self.labels, |v| v.push(value));
     }
+}
+
+/// The `q` quantile (0 to 1) by nearest rank of sorted, non-empty `values`.
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }

@@ -586,6 +586,25 @@ impl UdpSink {
     }
 }
 
+/// Summary fields of a histogram's observations: count, sum, min, max and quantiles.
+pub(crate) fn summary(values: &[f64]) -> Vec<(&'static str, f64)> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    sorted.sort_by(f64::total_cmp);
+    vec![
+        ("count", sorted.len() as f64),
+        ("sum", sorted.iter().sum()),
+        ("min", sorted[0]),
+        ("max", sorted[sorted.len() - 1]),
+        ("p50", crate::memory::quantile(&sorted, 0.50)),
+        ("p90", crate::memory::quantile(&sorted, 0.90)),
+        ("p95", crate::memory::quantile(&sorted, 0.95)),
+        ("p99", crate::memory::quantile(&sorted, 0.99)),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
