@@ -12,7 +12,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
 use opentelemetry::{SpanId, TraceId};
 
-use crate::sampling::DEFERRED;
+/// On a remote parent: the caller's sampling decision is ours to make (a flag bit of kit's own,
+/// read by the `zipkin` feature's sampler; never written to the wire).
+pub(crate) const DEFERRED: TraceFlags = TraceFlags::new(0x80);
 
 /// A format of trace context headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

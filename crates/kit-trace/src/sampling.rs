@@ -5,16 +5,15 @@
 //! OpenTelemetry's parent-based sampler follows every remote parent's flag, so a B3 caller that
 //! deferred the decision (no sampled flag: "you decide") was never sampled, and any client
 //! could force sampling and export (`x-b3-flags: 1`) on a public edge. Extraction marks such a
-//! parent with [`DEFERRED`], a flag bit of kit's own that never leaves the process (a child's
+//! parent with `DEFERRED`, a flag bit of kit's own that never leaves the process (a child's
 //! flags are the sampler's decision, not its parent's bits), and this sampler applies the ratio
 //! to it, on the caller's trace id, so the trace stays one.
 
-use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId, TraceState};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, ShouldSample};
 
-/// On a remote parent: the caller's sampling decision is ours to make.
-pub(crate) const DEFERRED: TraceFlags = TraceFlags::new(0x80);
+use crate::propagation::DEFERRED;
 
 /// The sampler of [`ZipkinTracing::new`](crate::ZipkinTracing::new).
 #[derive(Clone, Debug)]

@@ -8,6 +8,13 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanContext, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry_sdk::trace::{SdkTracer, Span};
 
+/// The attribute naming the peer's IP address; Zipkin's `remoteEndpoint`.
+pub const PEER_ADDRESS: &str = "network.peer.address";
+/// The attribute naming the peer's port.
+pub const PEER_PORT: &str = "network.peer.port";
+/// The attribute naming the peer's service, when known.
+pub const PEER_SERVICE: &str = "peer.service";
+
 /// The span a call runs in, as kit-core's context carries it: what child spans are parented on
 /// and what clients inject; and, for a span a transport's before hook started and its finalizer
 /// ends, the span itself (only when it records: an unsampled span needs no ending).

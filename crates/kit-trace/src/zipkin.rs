@@ -27,13 +27,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::propagation::trace_id_hex;
 use crate::sampling::CallerOrRatio;
-
-/// The attribute naming the peer's IP address; it becomes the span's `remoteEndpoint`.
-pub const PEER_ADDRESS: &str = "network.peer.address";
-/// The attribute naming the peer's port.
-pub const PEER_PORT: &str = "network.peer.port";
-/// The attribute naming the peer's service, when known.
-pub const PEER_SERVICE: &str = "peer.service";
+use crate::span::{PEER_ADDRESS, PEER_PORT, PEER_SERVICE};
 
 /// A span exporter posting Zipkin v2 JSON to a collector.
 #[derive(Debug, Clone)]
