@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Full;
 use kit_core::{Context, Error, endpoint_fn};
-use kit_trace::http::HttpServerTracing;
+use kit_trace::ServerTracing;
 use kit_transport_http::{Server, ServerOptions};
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -76,12 +76,12 @@ fn bench(c: &mut Criterion) {
         ("no tracing (baseline)", server(ServerOptions::new()), "0"),
         (
             "server span, unsampled",
-            server(HttpServerTracing::new(unsampled.tracer("b")).options(ServerOptions::new())),
+            server(ServerTracing::new(unsampled.tracer("b")).http_options(ServerOptions::new())),
             "0",
         ),
         (
             "server span, sampled",
-            server(HttpServerTracing::new(sampled.tracer("b")).options(ServerOptions::new())),
+            server(ServerTracing::new(sampled.tracer("b")).http_options(ServerOptions::new())),
             "1",
         ),
     ];

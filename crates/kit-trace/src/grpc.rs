@@ -1,76 +1,35 @@
 //! Tracing over kit-transport-grpc (feature `grpc`): SERVER spans from a server's hooks, and
 //! trace context injected into a client's metadata.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::HeaderMap;
-use kit_core::{Context, Endpoint};
-use kit_transport_grpc::{Server, error_from_status};
+use kit_core::Context;
+use kit_transport_grpc::{ServerOptions, error_from_status};
 use opentelemetry::trace::{Span as _, SpanKind, Status};
-use opentelemetry_sdk::trace::SdkTracer;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
-use crate::Propagation;
 use crate::span::{current, end_open, start, tag, with_open};
+use crate::{Propagation, ServerTracing};
 
-/// SERVER spans for one method of a kit-transport-grpc server:
-/// [`server`](GrpcServerTracing::server) adds a before hook, which continues the caller's trace
-/// from its metadata (B3 or W3C) or starts one, and a finalizer, which ends the span with the
-/// status code. A status that is the server's fault (`INTERNAL`, `UNAVAILABLE`, `UNKNOWN`, ...)
-/// marks the span as an error; the caller's mistakes and business errors are only tagged.
-#[derive(Clone, Debug)]
-pub struct GrpcServerTracing {
-    tracer: SdkTracer,
-    method: Cow<'static, str>,
-    propagation: Arc<Propagation>,
-}
-
-impl GrpcServerTracing {
-    /// Spans named `method` (`pb.Add/Sum`) from `tracer`.
-    pub fn new(tracer: SdkTracer, method: impl Into<Cow<'static, str>>) -> Self {
-        GrpcServerTracing {
-            tracer,
-            method: method.into(),
-            propagation: Arc::new(Propagation::default()),
-        }
-    }
-
-    /// Reads the caller's context with `propagation`: on a public edge,
-    /// `Propagation::default().trust_sampling(false)`, so that callers cannot force sampling.
-    pub fn propagation(mut self, propagation: Propagation) -> Self {
-        self.propagation = Arc::new(propagation);
-        self
-    }
-
-    /// `server` with the tracing hooks added.
-    pub fn server<E, PReq, PResp, Req, Resp>(
-        &self,
-        server: Server<E, PReq, PResp, Req, Resp>,
-    ) -> Server<E, PReq, PResp, Req, Resp>
-    where
-        E: Endpoint<Req, Response = Resp>,
-        PReq: Send + 'static,
-        PResp: Send + 'static,
-        Req: Send + 'static,
-        Resp: Send + 'static,
-    {
-        let this = self.clone();
-        server
-            .before(move |cx, metadata| {
-                let parent = this
-                    .propagation
-                    .extract(metadata.as_ref())
+impl ServerTracing {
+    /// `options` with the tracing hooks added: a SERVER span named after the method called
+    /// (`pb.Add/Sum`, from the call's `RequestInfo`; `grpc` when unknown), for every method's
+    /// server given these options.
+    pub fn grpc_options(&self, options: ServerOptions) -> ServerOptions {
+        let (tracer, propagation) = (self.tracer.clone(), Arc::clone(&self.propagation));
+        options
+            .before(move |cx, call| {
+                let parent = propagation
+                    .extract(call.metadata().as_ref())
                     .map(|e| e.span_context);
-                let mut span = start(
-                    &this.tracer,
-                    this.method.clone(),
-                    SpanKind::Server,
-                    parent.as_ref(),
-                );
+                let mut span = start(&tracer, "grpc", SpanKind::Server, parent.as_ref());
+                // Named only when it records: an unsampled call pays no allocation.
                 if span.is_recording() {
+                    let method = call.method().unwrap_or("grpc");
+                    span.update_name(method.to_owned());
                     tag(&mut span, "rpc.system", "grpc");
-                    tag(&mut span, "rpc.method", this.method.to_string());
+                    tag(&mut span, "rpc.method", method.to_owned());
                 }
                 with_open(cx, span)
             })

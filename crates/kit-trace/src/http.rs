@@ -1,5 +1,5 @@
-//! Tracing over kit-transport-http (feature `http`): SERVER spans from a server's hooks, and
-//! trace context injected by a client's before hook.
+//! Tracing over kit-transport-http (feature `http`): SERVER spans from a server's hooks (HTTP and
+//! JSON-RPC servers alike), and trace context injected by a client's before hook.
 
 use std::sync::Arc;
 
@@ -8,39 +8,14 @@ use http::Request;
 use kit_core::Context;
 use kit_transport_http::{RequestInfo, ServerOptions};
 use opentelemetry::trace::{Span as _, SpanKind, Status};
-use opentelemetry_sdk::trace::SdkTracer;
 
 use crate::span::{current, end_open, start, tag, with_open};
-use crate::{PEER_ADDRESS, PEER_PORT, Propagation};
+use crate::{PEER_ADDRESS, PEER_PORT, Propagation, ServerTracing};
 
-/// SERVER spans for kit-transport-http servers: [`options`](HttpServerTracing::options) adds a
-/// before hook, which continues the caller's trace from its headers (B3 or W3C) or starts one,
-/// and a finalizer, which ends the span with the status code and the peer's address. A 5xx
-/// marks the span as an error; a 4xx is the caller's and is only tagged.
-#[derive(Clone, Debug)]
-pub struct HttpServerTracing {
-    tracer: SdkTracer,
-    propagation: Arc<Propagation>,
-}
-
-impl HttpServerTracing {
-    /// Spans from `tracer`, reading every propagation format.
-    pub fn new(tracer: SdkTracer) -> Self {
-        HttpServerTracing {
-            tracer,
-            propagation: Arc::new(Propagation::default()),
-        }
-    }
-
-    /// Reads the caller's context with `propagation`: on a public edge,
-    /// `Propagation::default().trust_sampling(false)`, so that callers cannot force sampling.
-    pub fn propagation(mut self, propagation: Propagation) -> Self {
-        self.propagation = Arc::new(propagation);
-        self
-    }
-
-    /// `options` with the tracing hooks added.
-    pub fn options(&self, options: ServerOptions) -> ServerOptions {
+impl ServerTracing {
+    /// `options` with the tracing hooks added: a SERVER span named after the request's method
+    /// and path (`POST /sum`), for every HTTP and JSON-RPC server given these options.
+    pub fn http_options(&self, options: ServerOptions) -> ServerOptions {
         let (tracer, propagation) = (self.tracer.clone(), Arc::clone(&self.propagation));
         options
             .before(move |cx, parts| {

@@ -27,12 +27,17 @@ pub mod http;
 pub mod propagation;
 #[cfg(feature = "zipkin")]
 mod sampling;
+#[cfg(any(feature = "http", feature = "grpc"))]
+mod server;
 mod span;
 #[cfg(feature = "zipkin")]
 #[cfg_attr(docsrs, doc(cfg(feature = "zipkin")))]
 pub mod zipkin;
 
 pub use propagation::{Extracted, Format, Propagation};
+#[cfg(any(feature = "http", feature = "grpc"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "http", feature = "grpc"))))]
+pub use server::ServerTracing;
 pub use span::{
     PEER_ADDRESS, PEER_PORT, PEER_SERVICE, Tracing, TracingEndpoint, current, with_current,
 };

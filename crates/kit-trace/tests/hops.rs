@@ -8,8 +8,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use kit_core::{BoxEndpoint, Context, Endpoint, Error, Middleware, endpoint_fn};
-use kit_trace::{Propagation, Tracing, ZipkinTracing, grpc, http as trace_http};
-use kit_transport_grpc::{Client as GrpcClient, Listener as GrpcListener, Server as GrpcServer};
+use kit_trace::{Propagation, ServerTracing, Tracing, ZipkinTracing, grpc, http as trace_http};
+use kit_transport_grpc::{
+    Client as GrpcClient, Listener as GrpcListener, Server as GrpcServer,
+    ServerOptions as GrpcServerOptions,
+};
 use kit_transport_http::{Client as HttpClient, Listener, Router, Server, ServerOptions};
 use opentelemetry::trace::TracerProvider;
 use serde_json::Value;
@@ -68,9 +71,8 @@ async fn one_trace_across_an_http_hop_and_a_grpc_hop() {
         })),
         |_cx, r: HealthCheckRequest| Ok(r.service),
         |_cx, status: i32| Ok(HealthCheckResponse { status }),
-    );
-    let check =
-        grpc::GrpcServerTracing::new(backend_tracer, "grpc.health.v1.Health/Check").server(check);
+    )
+    .options(ServerTracing::new(backend_tracer).grpc_options(GrpcServerOptions::new()));
     let grpc_listener = GrpcListener::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -104,7 +106,7 @@ async fn one_trace_across_an_http_hop_and_a_grpc_hop() {
         |_cx, r: &Request<Bytes>| Ok(String::from_utf8_lossy(r.body()).into_owned()),
         |_cx, status: i32| Ok(Response::new(Bytes::from(status.to_string()))),
     )
-    .options(trace_http::HttpServerTracing::new(frontend_tracer).options(ServerOptions::new()));
+    .options(ServerTracing::new(frontend_tracer).http_options(ServerOptions::new()));
     let http_listener = Listener::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -196,4 +198,93 @@ async fn one_trace_across_an_http_hop_and_a_grpc_hop() {
         .unwrap();
     assert_eq!(backend_span["tags"]["rpc.grpc.status_code"], "13");
     assert_eq!(backend_span["tags"]["error"], "backend broke");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_rpc_requests_get_server_spans_from_the_same_entry_point() {
+    use kit_transport_http::jsonrpc::{JsonRpcServer, decode_params, encode_result};
+    let (addr, mut posted) = collector().await;
+    let spans_url = || format!("http://{addr}/api/v2/spans").parse().unwrap();
+    let caller = ZipkinTracing::new("caller", spans_url(), 1.0);
+    let rpc = ZipkinTracing::new("rpc", spans_url(), 1.0);
+
+    // The JSON-RPC server, traced by the options its HTTP servers would share.
+    let tracer = rpc.provider().tracer("rpc");
+    let sum = Tracing::new(tracer.clone(), "sum").wrap(endpoint_fn(
+        |_cx: Context, (a, b): (i64, i64)| async move { Ok::<_, Error>(a + b) },
+    ));
+    let server = JsonRpcServer::new()
+        .method("sum", sum, decode_params, encode_result)
+        .options(ServerTracing::new(tracer).http_options(ServerOptions::new()));
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let rpc_addr = listener.local_addr();
+    tokio::spawn(listener.serve(server, std::future::pending()));
+
+    // A traced caller POSTs one call, then a batch of two.
+    let call = Tracing::client(caller.provider().tracer("caller"), "rpc").wrap(
+        HttpClient::new(
+            Method::POST,
+            format!("http://{rpc_addr}/rpc").parse().unwrap(),
+            |_cx, body: String, request: &mut Request<Bytes>| {
+                *request.body_mut() = Bytes::from(body);
+                Ok(())
+            },
+            |_cx, response: Response<Bytes>| {
+                Ok(String::from_utf8_lossy(response.body()).into_owned())
+            },
+        )
+        .before(trace_http::inject(Propagation::default())),
+    );
+    let one = r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#;
+    let answer = call.call(Context::new(), one.into()).await.unwrap();
+    assert!(answer.contains(r#""result":3"#), "{answer}");
+    let two = format!("[{one},{}]", one.replace("[1,2]", "[3,4]"));
+    let answer = call.call(Context::new(), two).await.unwrap();
+    assert!(answer.contains(r#""result":7"#), "{answer}");
+
+    for tracing in [caller, rpc] {
+        tracing.shutdown().await.unwrap();
+    }
+    let mut spans = Vec::new();
+    while let Ok(Some((_, body))) =
+        tokio::time::timeout(Duration::from_millis(500), posted.recv()).await
+    {
+        assert_eq!(errors_of(&body), Vec::<String>::new(), "{body:#}");
+        spans.extend(body.as_array().unwrap().iter().cloned());
+    }
+    // Per request: the caller's CLIENT span, the server's SERVER span, an endpoint span per call.
+    assert_eq!(spans.len(), 3 + 4, "{spans:#?}");
+    let children = |parent: &Value| -> Vec<Value> {
+        spans
+            .iter()
+            .filter(|s| s["parentId"] == parent["id"] && s["traceId"] == parent["traceId"])
+            .cloned()
+            .collect()
+    };
+    let roots: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s.get("parentId").is_none())
+        .collect();
+    assert_eq!(roots.len(), 2, "{spans:#?}");
+    let mut calls_per_request = Vec::new();
+    for root in roots {
+        assert_eq!(root["kind"], "CLIENT");
+        let servers = children(root);
+        assert_eq!(servers.len(), 1, "{servers:#?}");
+        let server = &servers[0];
+        assert_eq!(server["kind"], "SERVER");
+        assert_eq!(server["name"], "post /rpc");
+        assert_eq!(server["localEndpoint"]["serviceName"], "rpc");
+        assert_eq!(server["tags"]["http.response.status_code"], "200");
+        let endpoints = children(server);
+        assert!(
+            endpoints.iter().all(|e| e["name"] == "sum"),
+            "{endpoints:#?}"
+        );
+        calls_per_request.push(endpoints.len());
+    }
+    calls_per_request.sort();
+    assert_eq!(calls_per_request, [1, 2]);
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use kit_core::{Context, Error, endpoint_fn};
+use kit_trace::ServerTracing;
 use kit_trace::ZipkinTracing;
-use kit_trace::http::HttpServerTracing;
 use kit_transport_http::{Listener, Router, Server, ServerOptions};
 use opentelemetry::trace::TracerProvider;
 use serde_json::Value;
@@ -62,7 +62,7 @@ async fn traced_echo(
         |_cx, body: Bytes| Ok(Response::new(body)),
     )
     .options(
-        HttpServerTracing::new(tracing.provider().tracer("kit")).options(ServerOptions::new()),
+        ServerTracing::new(tracing.provider().tracer("kit")).http_options(ServerOptions::new()),
     );
     let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
         .await

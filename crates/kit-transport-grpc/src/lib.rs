@@ -32,6 +32,6 @@ pub use client::Client;
 pub use health::{Health, HealthCalls, WatchUntilShutDown};
 pub use listener::Listener;
 pub use request::RequestInfo;
-pub use server::Server;
+pub use server::{Server, ServerOptions};
 pub use status::{ERROR_KIND_KEY, error_from_status, status_from_error};
 pub use wire::{Wire, WireLayer};

@@ -12,12 +12,113 @@ use crate::Convert;
 use crate::request::RequestInfo;
 use crate::status::status_from_error;
 use crate::timeout::{GRPC_TIMEOUT, parse};
-use crate::wire::ResponseTrailers;
+use crate::wire::{CallPath, ResponseTrailers};
 
-type Before = Arc<dyn Fn(Context, &MetadataMap) -> Context + Send + Sync>;
+type Before = Arc<dyn Fn(Context, &RequestInfo) -> Context + Send + Sync>;
 type After = Arc<dyn Fn(&Context, &mut MetadataMap, &mut MetadataMap) + Send + Sync>;
+type ErrorEncoder = Arc<dyn Fn(&Context, &Error) -> Status + Send + Sync>;
 type ErrorHandler = Arc<dyn Fn(&Context, &Error) + Send + Sync>;
 type Finalizer = Arc<dyn Fn(&Context, &Result<(), Status>) + Send + Sync>;
+
+#[derive(Clone)]
+struct Options {
+    before: Vec<Before>,
+    after: Vec<After>,
+    error_encoder: ErrorEncoder,
+    error_handlers: Vec<ErrorHandler>,
+    finalizers: Vec<Finalizer>,
+}
+
+/// A server's hooks, shareable between the servers of a service's methods (clone it, or pass it
+/// to each with [`Server::options`]): the shape of kit-transport-http's `ServerOptions`, in
+/// gRPC's terms. Defaults: no hooks, and [`status_from_error`] as the error encoder.
+#[derive(Clone)]
+pub struct ServerOptions {
+    inner: Arc<Options>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            inner: Arc::new(Options {
+                before: Vec::new(),
+                after: Vec::new(),
+                error_encoder: Arc::new(|_, err| status_from_error(err)),
+                error_handlers: Vec::new(),
+                finalizers: Vec::new(),
+            }),
+        }
+    }
+}
+
+impl ServerOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        ServerOptions::default()
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Options)) -> Self {
+        f(Arc::make_mut(&mut self.inner));
+        self
+    }
+
+    /// Adds a hook that reads the call (its metadata, method and peer) into the context before
+    /// decoding (go-kit's `ServerBefore`). Hooks run in the order added.
+    pub fn before(
+        self,
+        f: impl Fn(Context, &RequestInfo) -> Context + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|o| o.before.push(Arc::new(f)))
+    }
+
+    /// Adds a hook that sets response headers (the first map) and trailers (the second) on
+    /// successful calls (go-kit's `ServerAfter`).
+    ///
+    /// Trailers are sent by the [`WireLayer`](crate::WireLayer), which a
+    /// [`Listener`](crate::Listener) always has; a tonic server without it sends only the
+    /// headers.
+    pub fn after(
+        self,
+        f: impl Fn(&Context, &mut MetadataMap, &mut MetadataMap) + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|o| o.after.push(Arc::new(f)))
+    }
+
+    /// Replaces the error encoder, which turns any error (from the decoder, the endpoint or
+    /// the encoder) into the status answered.
+    pub fn error_encoder(
+        self,
+        f: impl Fn(&Context, &Error) -> Status + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|o| o.error_encoder = Arc::new(f))
+    }
+
+    /// Adds a handler that sees every error, for logging (go-kit's `ServerErrorHandler`).
+    pub fn error_handler(self, f: impl Fn(&Context, &Error) + Send + Sync + 'static) -> Self {
+        self.edit(|o| o.error_handlers.push(Arc::new(f)))
+    }
+
+    /// Adds a finalizer, which sees each call's outcome: `Ok` or the status answered (go-kit's
+    /// `ServerFinalizer`).
+    pub fn finalizer(
+        self,
+        f: impl Fn(&Context, &Result<(), Status>) + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|o| o.finalizers.push(Arc::new(f)))
+    }
+}
+
+impl fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.inner;
+        f.debug_struct("ServerOptions")
+            .field("before", &o.before.len())
+            .field("after", &o.after.len())
+            .field("error_handlers", &o.error_handlers.len())
+            .field("finalizers", &o.finalizers.len())
+            .finish_non_exhaustive()
+    }
+}
 
 /// One gRPC method served by a kit endpoint: the protobuf request is decoded into the
 /// endpoint's request, the endpoint called, its response encoded into the protobuf reply.
@@ -59,22 +160,19 @@ type Finalizer = Arc<dyn Fn(&Context, &Result<(), Status>) + Send + Sync>;
 /// # }
 /// ```
 ///
-/// The call's `grpc-timeout` becomes the context's deadline. Before hooks read the request
-/// metadata into the context; then the metadata and the peer's address are there as a
-/// [`RequestInfo`](crate::RequestInfo) for everything after. After hooks add response headers
-/// and trailers on success. An error
-/// from the decoder, the endpoint or the encoder goes to the error handlers and is answered
-/// with the status [`status_from_error`](crate::status_from_error) makes (a real code from the
-/// error's kind, never `UNKNOWN` unless the error is unknown). Finalizers see every call's
-/// outcome.
+/// The call's `grpc-timeout` becomes the context's deadline. The hooks are a [`ServerOptions`],
+/// one value shared by every method of a service ([`Server::options`]). Before hooks read the
+/// call (metadata, method, peer: a [`RequestInfo`](crate::RequestInfo)) into the context; then
+/// the `RequestInfo` is in the context for everything after. After hooks add response headers
+/// and trailers on success. An error from the decoder, the endpoint or the encoder goes to the
+/// error handlers and is answered with the status the error encoder makes (by default
+/// [`status_from_error`](crate::status_from_error): a real code from the error's kind, never
+/// `UNKNOWN` unless the error is unknown). Finalizers see every call's outcome.
 pub struct Server<E, PReq, PResp, Req, Resp> {
     endpoint: Arc<E>,
     decode: Convert<PReq, Req>,
     encode: Convert<Resp, PResp>,
-    before: Vec<Before>,
-    after: Vec<After>,
-    error_handlers: Vec<ErrorHandler>,
-    finalizers: Vec<Finalizer>,
+    options: ServerOptions,
 }
 
 impl<E, PReq, PResp, Req, Resp> Clone for Server<E, PReq, PResp, Req, Resp> {
@@ -83,10 +181,7 @@ impl<E, PReq, PResp, Req, Resp> Clone for Server<E, PReq, PResp, Req, Resp> {
             endpoint: Arc::clone(&self.endpoint),
             decode: Arc::clone(&self.decode),
             encode: Arc::clone(&self.encode),
-            before: self.before.clone(),
-            after: self.after.clone(),
-            error_handlers: self.error_handlers.clone(),
-            finalizers: self.finalizers.clone(),
+            options: self.options.clone(),
         }
     }
 }
@@ -95,8 +190,7 @@ impl<E, PReq, PResp, Req, Resp> fmt::Debug for Server<E, PReq, PResp, Req, Resp>
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("endpoint", &std::any::type_name::<E>())
-            .field("before", &self.before.len())
-            .field("after", &self.after.len())
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
@@ -120,55 +214,21 @@ where
             endpoint: Arc::new(endpoint),
             decode: Arc::new(decode),
             encode: Arc::new(encode),
-            before: Vec::new(),
-            after: Vec::new(),
-            error_handlers: Vec::new(),
-            finalizers: Vec::new(),
+            options: ServerOptions::default(),
         }
     }
 
-    /// Adds a hook that reads the request metadata into the context (go-kit's `ServerBefore`).
-    pub fn before(
-        mut self,
-        f: impl Fn(Context, &MetadataMap) -> Context + Send + Sync + 'static,
-    ) -> Self {
-        self.before.push(Arc::new(f));
-        self
-    }
-
-    /// Adds a hook that sets response headers (the first map) and trailers (the second) on
-    /// successful calls (go-kit's `ServerAfter`).
-    ///
-    /// Trailers are sent by the [`WireLayer`](crate::WireLayer), which a
-    /// [`Listener`](crate::Listener) always has; a tonic server without it sends only the
-    /// headers.
-    pub fn after(
-        mut self,
-        f: impl Fn(&Context, &mut MetadataMap, &mut MetadataMap) + Send + Sync + 'static,
-    ) -> Self {
-        self.after.push(Arc::new(f));
-        self
-    }
-
-    /// Adds a handler that sees every error, for logging.
-    pub fn error_handler(mut self, f: impl Fn(&Context, &Error) + Send + Sync + 'static) -> Self {
-        self.error_handlers.push(Arc::new(f));
-        self
-    }
-
-    /// Adds a finalizer, which sees each call's outcome: `Ok` or the status answered.
-    pub fn finalizer(
-        mut self,
-        f: impl Fn(&Context, &Result<(), Status>) + Send + Sync + 'static,
-    ) -> Self {
-        self.finalizers.push(Arc::new(f));
+    /// Uses `options` (hooks, error encoder) instead of the defaults.
+    pub fn options(mut self, options: ServerOptions) -> Self {
+        self.options = options;
         self
     }
 
     /// Serves one call.
     pub async fn serve(&self, request: Request<PReq>) -> Result<Response<PResp>, Status> {
+        let options = &self.options.inner;
         let remote_addr = request.remote_addr();
-        let (metadata, _extensions, message) = request.into_parts();
+        let (metadata, extensions, message) = request.into_parts();
         let mut cx = Context::new();
         if let Some(timeout) = metadata
             .get(GRPC_TIMEOUT)
@@ -177,10 +237,12 @@ where
         {
             cx = cx.with_timeout(timeout);
         }
-        for before in &self.before {
-            cx = before(cx, &metadata);
+        let path = extensions.get::<CallPath>().map(|p| p.0.clone());
+        let info = RequestInfo::new(remote_addr, metadata, path);
+        for before in &options.before {
+            cx = before(cx, &info);
         }
-        let cx = cx.with_value(RequestInfo::new(remote_addr, metadata));
+        let cx = cx.with_value(info);
         let result = async {
             let request = (self.decode)(&cx, message)?;
             let response = self.endpoint.call(cx.clone(), request).await?;
@@ -190,9 +252,9 @@ where
         let answer = match result {
             Ok(reply) => {
                 let mut response = Response::new(reply);
-                if !self.after.is_empty() {
+                if !options.after.is_empty() {
                     let mut trailers = MetadataMap::new();
-                    for after in &self.after {
+                    for after in &options.after {
                         after(&cx, response.metadata_mut(), &mut trailers);
                     }
                     if !trailers.is_empty() {
@@ -202,15 +264,15 @@ where
                 Ok(response)
             }
             Err(err) => {
-                for handler in &self.error_handlers {
+                for handler in &options.error_handlers {
                     handler(&cx, &err);
                 }
-                Err(status_from_error(&err))
+                Err((options.error_encoder)(&cx, &err))
             }
         };
-        if !self.finalizers.is_empty() {
+        if !options.finalizers.is_empty() {
             let outcome = answer.as_ref().map(|_| ()).map_err(Clone::clone);
-            for finalizer in &self.finalizers {
+            for finalizer in &options.finalizers {
                 finalizer(&cx, &outcome);
             }
         }

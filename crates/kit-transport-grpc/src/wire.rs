@@ -50,6 +50,10 @@ impl<S> tower::Layer<S> for WireLayer {
     }
 }
 
+/// The `:path` of a call (`/pb.Add/Sum`), put in the request's extensions by [`Wire`].
+#[derive(Clone, Debug)]
+pub(crate) struct CallPath(pub(crate) http::uri::PathAndQuery);
+
 /// The service [`WireLayer`] makes.
 #[derive(Clone, Debug)]
 pub struct Wire<S> {
@@ -72,8 +76,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let limit = self.max_message_bytes;
+        // The method's path, for the server's `RequestInfo`: tonic keeps a request's
+        // extensions but not its URI. (A `PathAndQuery` clone shares its bytes.)
+        if let Some(path) = request.uri().path_and_query().cloned() {
+            request.extensions_mut().insert(CallPath(path));
+        }
         let request = request.map(|body| {
             Body::new(LimitedMessages {
                 inner: body,

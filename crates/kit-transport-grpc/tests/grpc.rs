@@ -13,6 +13,9 @@ mod support;
 
 use support::{channel, pb, say_client, serve};
 
+/// The method the server's after hook reads from its `RequestInfo`, as the wire layer records it.
+const METHOD: &str = "kittest.Echo/Say";
+
 #[tokio::test]
 async fn a_kit_client_calls_a_kit_server_with_metadata_both_ways() {
     let addr = serve().await;
@@ -25,7 +28,7 @@ async fn a_kit_client_calls_a_kit_server_with_metadata_both_ways() {
             })
             .after(move |_cx, md| {
                 // Headers and trailers, merged by tonic: the server's after hook set both.
-                for key in ["x-served-by", "x-reply-bytes"] {
+                for key in ["x-served-by", "x-reply-bytes", "x-method"] {
                     seen.lock()
                         .unwrap()
                         .push(md.get(key).map(|v| v.to_str().unwrap().to_owned()));
@@ -37,7 +40,11 @@ async fn a_kit_client_calls_a_kit_server_with_metadata_both_ways() {
     assert_eq!(reply.tenant, "acme");
     assert_eq!(
         *seen.lock().unwrap(),
-        [Some("kit".to_owned()), Some("4".to_owned())]
+        [
+            Some("kit".to_owned()),
+            Some("4".to_owned()),
+            Some(METHOD.to_owned())
+        ]
     );
 
     // The caller's deadline reaches the server's endpoint as its context deadline.
@@ -242,4 +249,52 @@ async fn the_endpoint_sees_the_peer_address_and_the_request_metadata() {
         .unwrap()
         .into_inner();
     assert_eq!(reply.text, "None None");
+}
+
+#[tokio::test]
+async fn one_options_value_serves_every_method_with_its_error_encoder_and_finalizers() {
+    use kit_transport_grpc::{Server, ServerOptions};
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let options = {
+        let seen = Arc::clone(&seen);
+        ServerOptions::new()
+            .error_encoder(|_cx, err| tonic::Status::aborted(format!("ours: {}", err.message())))
+            .finalizer(move |_cx, outcome| {
+                let code = outcome.as_ref().map_or_else(|s| s.code(), |()| Code::Ok);
+                seen.lock().unwrap().push(code);
+            })
+    };
+    let method = |fails: bool| {
+        Server::new(
+            kit_core::endpoint_fn(move |_cx: Context, text: String| async move {
+                match fails {
+                    true => Err(kit_core::Error::unavailable("backend gone")),
+                    false => Ok(text),
+                }
+            }),
+            |_cx, r: pb::SayRequest| Ok(r.text),
+            |_cx, text: String| {
+                Ok(pb::SayReply {
+                    text,
+                    tenant: String::new(),
+                })
+            },
+        )
+        .options(options.clone())
+    };
+    let (works, fails) = (method(false), method(true));
+    let say = |text: &str| {
+        Request::new(pb::SayRequest {
+            text: text.into(),
+            times: 1,
+        })
+    };
+    assert_eq!(works.serve(say("a")).await.unwrap().into_inner().text, "a");
+    let status = fails.serve(say("b")).await.unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::Aborted, "ours: backend gone")
+    );
+    assert_eq!(*seen.lock().unwrap(), [Code::Ok, Code::Aborted]);
 }

@@ -45,11 +45,11 @@ pub(crate) const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 pub(crate) const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
-struct Options {
+pub(crate) struct Options {
     before: Vec<Before>,
     after: Vec<After>,
     error_encoder: ErrorEncoder,
-    error_handlers: Vec<ErrorHandler>,
+    pub(crate) error_handlers: Vec<ErrorHandler>,
     finalizers: Vec<Finalizer>,
     body_limit: usize,
     body_read_timeout: Duration,
@@ -60,7 +60,7 @@ struct Options {
 /// [`encode_error`](crate::encode_error), a 1 MiB body limit, 30 s to read the body.
 #[derive(Clone)]
 pub struct ServerOptions {
-    inner: Arc<Options>,
+    pub(crate) inner: Arc<Options>,
 }
 
 impl Default for ServerOptions {
@@ -160,7 +160,7 @@ impl fmt::Debug for ServerOptions {
 /// 204 is sent without a body. A `Server` is a `tower::Service` for any request body and is
 /// cheap to clone.
 pub struct Server<E, Req, Resp> {
-    endpoint: Arc<E>,
+    pub(crate) endpoint: Arc<E>,
     decode: Decode<Req>,
     encode: Encode<Resp>,
     options: ServerOptions,

@@ -428,9 +428,11 @@ async fn batch_calls_run_concurrently_up_to_the_limit_and_answer_in_order() {
 #[tokio::test]
 async fn a_body_over_the_limit_gets_413_and_one_sent_too_slowly_408() {
     let running = Running::serve(
-        server()
-            .body_limit(64)
-            .body_read_timeout(std::time::Duration::from_millis(300)),
+        server().options(
+            kit_transport_http::ServerOptions::new()
+                .body_limit(64)
+                .body_read_timeout(std::time::Duration::from_millis(300)),
+        ),
     )
     .await;
     let call = r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#;

@@ -309,7 +309,7 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
             stopping.wait(),
         ),
     );
-    let rpc = transport::jsonrpc_server(sum.clone(), concat.clone(), tracer.is_some());
+    let rpc = transport::jsonrpc_server(sum.clone(), concat.clone(), tracer.as_ref());
     let rpc = tower::service_fn(move |request| {
         let answer = rpc.handle(request);
         async move { Ok::<_, std::convert::Infallible>(answer.await) }

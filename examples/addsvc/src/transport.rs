@@ -9,9 +9,7 @@ use kit_client::breaker::Breaker;
 use kit_client::limit::RateLimit;
 use kit_client::retry::Retry;
 use kit_core::{BoxEndpoint, Context, Endpoint, Error, ErrorKind, FixedEndpointer, Middleware};
-use kit_trace::grpc::GrpcServerTracing;
-use kit_trace::http::HttpServerTracing;
-use kit_trace::{Propagation, Tracing};
+use kit_trace::{Propagation, ServerTracing, Tracing};
 use kit_transport_http::jsonrpc::{JsonRpcClient, JsonRpcServer, encode_result};
 use kit_transport_http::{Router, Server, ServerOptions, json};
 use opentelemetry_sdk::trace::SdkTracer;
@@ -135,17 +133,22 @@ pub fn http_options() -> ServerOptions {
     })
 }
 
+/// The options every HTTP-side server of addsvc shares, its routes and its JSON-RPC server:
+/// [`http_options`], and with a tracer a SERVER span per request continuing the caller's trace.
+pub fn server_options(tracer: Option<&SdkTracer>) -> ServerOptions {
+    match tracer {
+        Some(tracer) => ServerTracing::new(tracer.clone()).http_options(http_options()),
+        None => http_options(),
+    }
+}
+
 /// The HTTP router: `POST /sum` and `POST /concat`, answering `{"v":..}`.
 pub fn http_router(
     sum: BoxEndpoint<SumRequest, Reply<i64>>,
     concat: BoxEndpoint<ConcatRequest, Reply<String>>,
     tracer: Option<&SdkTracer>,
 ) -> Router {
-    // With a tracer, each request gets a SERVER span continuing the caller's trace.
-    let http_options = || match tracer {
-        Some(tracer) => HttpServerTracing::new(tracer.clone()).options(http_options()),
-        None => http_options(),
-    };
+    let options = server_options(tracer);
     Router::new()
         .post(
             "/sum",
@@ -154,7 +157,7 @@ pub fn http_router(
                 |_cx, r: &Request<Bytes>| sum_request(json_body(r)?),
                 |cx, r: Reply<i64>| json::encode_response(cx, json!({ "v": r.into_v()? })),
             )
-            .options(http_options()),
+            .options(options.clone()),
         )
         .post(
             "/concat",
@@ -163,7 +166,7 @@ pub fn http_router(
                 |_cx, r: &Request<Bytes>| concat_request(json_body(r)?),
                 |cx, r: Reply<String>| json::encode_response(cx, json!({ "v": r.into_v()? })),
             )
-            .options(http_options()),
+            .options(options),
         )
 }
 
@@ -176,20 +179,10 @@ pub fn http_router(
 pub fn jsonrpc_server(
     sum: BoxEndpoint<SumRequest, Reply<i64>>,
     concat: BoxEndpoint<ConcatRequest, Reply<String>>,
-    traced: bool,
+    tracer: Option<&SdkTracer>,
 ) -> JsonRpcServer {
-    let server = JsonRpcServer::new();
-    // Traced: the endpoints' spans continue the caller's trace from the request headers.
-    let server = match traced {
-        true => server.before(
-            |cx, parts| match Propagation::default().extract(&parts.headers) {
-                Some(caller) => kit_trace::with_current(cx, caller.span_context),
-                None => cx,
-            },
-        ),
-        false => server,
-    };
-    server
+    JsonRpcServer::new()
+        .options(server_options(tracer))
         .method(
             "sum",
             sum,
@@ -227,6 +220,12 @@ impl AddService {
         concat: BoxEndpoint<ConcatRequest, Reply<String>>,
         tracer: Option<&SdkTracer>,
     ) -> pb::add_server::AddServer<AddService> {
+        // With a tracer, every method's calls get a SERVER span continuing the caller's trace.
+        let options = match tracer {
+            Some(tracer) => ServerTracing::new(tracer.clone())
+                .grpc_options(kit_transport_grpc::ServerOptions::new()),
+            None => kit_transport_grpc::ServerOptions::new(),
+        };
         let service = AddService {
             sum: kit_transport_grpc::Server::new(
                 sum,
@@ -237,7 +236,8 @@ impl AddService {
                         err: err_text(r.err),
                     })
                 },
-            ),
+            )
+            .options(options.clone()),
             concat: kit_transport_grpc::Server::new(
                 concat,
                 |_cx, r: pb::ConcatRequest| Ok(ConcatRequest { a: r.a, b: r.b }),
@@ -247,15 +247,8 @@ impl AddService {
                         err: err_text(r.err),
                     })
                 },
-            ),
-        };
-        let service = match tracer {
-            Some(tracer) => AddService {
-                sum: GrpcServerTracing::new(tracer.clone(), "pb.Add/Sum").server(service.sum),
-                concat: GrpcServerTracing::new(tracer.clone(), "pb.Add/Concat")
-                    .server(service.concat),
-            },
-            None => service,
+            )
+            .options(options),
         };
         pb::add_server::AddServer::new(service)
     }

@@ -41,8 +41,7 @@ use kit_sd::etcd::{EtcdInstancer, EtcdOptions};
 use kit_sd::zookeeper::{ZkInstancer, ZkOptions};
 use kit_sd::{Endpointer, EndpointerOptions, Fixed, Instancer};
 use kit_server::{DebugHandler, Group, ServerStack};
-use kit_trace::http::HttpServerTracing;
-use kit_trace::{Propagation, Tracing};
+use kit_trace::{Propagation, ServerTracing, Tracing};
 use kit_transport_http::{Router, Server, json};
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::trace::SdkTracer;
@@ -270,9 +269,9 @@ impl Routes {
         match &self.tracer {
             // A public edge: the trace is continued, but whether it is sampled is ours to
             // say, not any client's.
-            Some(tracer) => HttpServerTracing::new(tracer.clone())
+            Some(tracer) => ServerTracing::new(tracer.clone())
                 .propagation(Propagation::default().trust_sampling(false))
-                .options(http_options()),
+                .http_options(http_options()),
             None => http_options(),
         }
     }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use kit_core::{Context, Error, ErrorKind, endpoint_fn};
-use kit_transport_grpc::{Client, Health, Listener, Server};
+use kit_transport_grpc::{Client, Health, Listener, RequestInfo, Server, ServerOptions};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -94,16 +94,27 @@ pub fn echo_server() -> Echo {
             })
         },
     )
-    .before(
-        |cx, md| match md.get("x-tenant").and_then(|v| v.to_str().ok()) {
-            Some(t) => cx.with_value(Tenant(t.to_owned())),
-            None => cx,
-        },
-    )
-    .after(|_cx, headers, trailers| {
-        headers.insert("x-served-by", MetadataValue::from_static("kit"));
-        trailers.insert("x-reply-bytes", MetadataValue::from(4));
-    });
+    .options(
+        ServerOptions::new()
+            .before(|cx, call| {
+                match call
+                    .metadata()
+                    .get("x-tenant")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    Some(t) => cx.with_value(Tenant(t.to_owned())),
+                    None => cx,
+                }
+            })
+            .after(|cx, headers, trailers| {
+                headers.insert("x-served-by", MetadataValue::from_static("kit"));
+                trailers.insert("x-reply-bytes", MetadataValue::from(4));
+                // The method called, as the wire layer recorded it.
+                if let Some(method) = cx.get::<RequestInfo>().and_then(RequestInfo::method) {
+                    headers.insert("x-method", method.parse().expect("ASCII"));
+                }
+            }),
+    );
     Echo { say }
 }
 

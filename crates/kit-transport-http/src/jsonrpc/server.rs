@@ -7,23 +7,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header, request::Parts};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body as HttpBody;
-use http_body_util::Full;
 use kit_core::{Context, Endpoint, Error};
 use serde_json::{Map, Value, json};
 
 use super::{INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR, error_code};
-use crate::body::{AnyBody, Body, BoxError, box_body, read_limited};
-use crate::error::{JSON_CONTENT_TYPE, encode_error};
-use crate::request::RequestInfo;
-use crate::server::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT};
+use crate::body::{Body, BoxError, box_body};
+use crate::error::JSON_CONTENT_TYPE;
+use crate::server::{Server, ServerOptions};
 
 type BoxFuture<T> = kit_core::BoxFuture<'static, T>;
-type Before = Arc<dyn Fn(Context, &Parts) -> Context + Send + Sync>;
 
 /// One method with its types erased.
 trait RpcMethod: Send + Sync {
@@ -56,9 +52,19 @@ where
 /// A JSON-RPC 2.0 server: methods by name, on whatever path it is mounted at (it is a
 /// `tower::Service`; put it in a [`Listener`](crate::Listener) or under a router).
 ///
-/// Only POST is accepted (405 otherwise). A request body over 1 MiB gets 413. Every JSON-RPC
-/// answer is HTTP 200 with a JSON body, except a request made only of notifications, which gets
-/// 204 and no body, as the specification asks for nothing to be returned.
+/// Only POST is accepted (405 otherwise). Every JSON-RPC answer is HTTP 200 with a JSON body,
+/// except a request made only of notifications, which gets 204 and no body, as the
+/// specification asks for nothing to be returned.
+///
+/// Hooks and limits are the HTTP server's [`ServerOptions`], shared with the service's other
+/// servers ([`options`](JsonRpcServer::options)): before hooks read the HTTP request into the
+/// context before any call, after hooks set the response's headers, finalizers see the HTTP
+/// status and length, error handlers see every error (each call's too), and the body limit
+/// (413) and read timeout (408) apply. The error encoder answers what fails before JSON-RPC
+/// starts (a method other than POST, the body); a call's error is a JSON-RPC error object
+/// in the answer, its code from the error's kind ([`error_code`](super::error_code)). So
+/// kit-trace's server tracing, given the same options, traces JSON-RPC requests as it does
+/// HTTP ones.
 ///
 /// ```
 /// use kit_core::{endpoint_fn, Error};
@@ -77,12 +83,21 @@ where
 /// ```
 #[derive(Clone)]
 pub struct JsonRpcServer {
-    methods: Arc<HashMap<String, Arc<dyn RpcMethod>>>,
-    before: Vec<Before>,
+    // The HTTP server does the exchange; its endpoint answers the JSON-RPC body.
+    server: Server<Dispatch, Parsed, Option<Value>>,
+}
+
+/// A POSTed body as JSON, or why it is not (a parse error, answered in the body).
+type Parsed = Result<Value, serde_json::Error>;
+
+/// The endpoint under the HTTP server: a body's calls, answered.
+#[derive(Clone)]
+struct Dispatch {
+    methods: HashMap<String, Arc<dyn RpcMethod>>,
     batch_limit: usize,
     batch_concurrency: usize,
-    body_limit: usize,
-    body_read_timeout: Duration,
+    // For the error handlers, which see each call's error too.
+    options: ServerOptions,
 }
 
 impl Default for JsonRpcServer {
@@ -92,45 +107,46 @@ impl Default for JsonRpcServer {
 }
 
 impl JsonRpcServer {
-    /// A server with no methods; batches of at most 100 calls, run 8 at a time; request bodies
-    /// of at most 1 MiB, read within 30 s (the HTTP server's defaults).
+    /// A server with no methods; batches of at most 100 calls, run 8 at a time; the HTTP
+    /// server's default options (request bodies of at most 1 MiB, read within 30 s).
     ///
     /// Without a cap, 1 MiB of `[1,1,…]` is half a million error answers (a reply of tens of
     /// megabytes), and a batch of valid calls holds one request for as long as they take one
     /// after another.
     pub fn new() -> Self {
-        JsonRpcServer {
-            methods: Arc::default(),
-            before: Vec::new(),
+        let dispatch = Dispatch {
+            methods: HashMap::new(),
             batch_limit: 100,
             batch_concurrency: 8,
-            body_limit: DEFAULT_BODY_LIMIT,
-            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            options: ServerOptions::default(),
+        };
+        JsonRpcServer {
+            server: Server::new(dispatch, decode_body, encode_answer),
         }
     }
 
-    /// The largest request body read, in bytes; a larger one gets 413. Default 1 MiB.
-    pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
-        self
+    fn dispatch(&mut self) -> &mut Dispatch {
+        Arc::make_mut(&mut self.server.endpoint)
     }
 
-    /// How long the whole request body may take to arrive; a slower one gets 408. Default 30 s.
-    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
-        self.body_read_timeout = timeout;
+    /// Uses `options` (hooks, error encoder, body limit and read timeout), as
+    /// [`Server::options`] does.
+    pub fn options(mut self, options: ServerOptions) -> Self {
+        self.dispatch().options = options.clone();
+        self.server = self.server.options(options);
         self
     }
 
     /// Answers a batch of more than `limit` calls with one Invalid Request error, running none
     /// of them (at least 1).
     pub fn batch_limit(mut self, limit: usize) -> Self {
-        self.batch_limit = limit.max(1);
+        self.dispatch().batch_limit = limit.max(1);
         self
     }
 
     /// Runs at most `n` calls of one batch at once (at least 1); answers keep the batch's order.
     pub fn batch_concurrency(mut self, n: usize) -> Self {
-        self.batch_concurrency = n.max(1);
+        self.dispatch().batch_concurrency = n.max(1);
         self
     }
 
@@ -155,17 +171,7 @@ impl JsonRpcServer {
             decode,
             encode,
         }));
-        Arc::make_mut(&mut self.methods).insert(name.to_owned(), method);
-        self
-    }
-
-    /// Adds a hook that reads the HTTP request into the context before any call, as
-    /// [`ServerOptions::before`](crate::ServerOptions::before).
-    pub fn before(
-        mut self,
-        f: impl Fn(Context, &Parts) -> Context + Send + Sync + 'static,
-    ) -> Self {
-        self.before.push(Arc::new(f));
+        self.dispatch().methods.insert(name.to_owned(), method);
         self
     }
 
@@ -178,35 +184,55 @@ impl JsonRpcServer {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let server = self.clone();
+        let server = self.server.clone();
         let request = box_body(request);
-        async move { server.handle_boxed(request).await }
-    }
-
-    async fn handle_boxed(&self, request: Request<AnyBody>) -> Response<Body> {
-        let (parts, body) = request.into_parts();
-        if parts.method != Method::POST {
-            let err = Error::invalid_argument(format!(
-                "method {} is not allowed: JSON-RPC requests are POSTed",
-                parts.method
-            ))
-            .with_http_status(405);
-            let mut response = encode_error(&err);
+        async move {
+            let mut response = server.handle_boxed(request).await;
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
             response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return response.map(Full::new);
         }
-        let mut cx = Context::new();
-        for before in &self.before {
-            cx = before(cx, &parts);
+    }
+}
+
+fn decode_body(_cx: &Context, request: &Request<Bytes>) -> Result<Parsed, Error> {
+    if request.method() != Method::POST {
+        return Err(Error::invalid_argument(format!(
+            "method {} is not allowed: JSON-RPC requests are POSTed",
+            request.method()
+        ))
+        .with_http_status(405));
+    }
+    Ok(serde_json::from_slice(request.body()))
+}
+
+/// 200 with the answer; 204 and no body when there is none (notifications only).
+fn encode_answer(_cx: &Context, answer: Option<Value>) -> Result<Response<Bytes>, Error> {
+    Ok(match answer {
+        Some(answer) => {
+            let mut response = Response::new(Bytes::from(answer.to_string()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(JSON_CONTENT_TYPE),
+            );
+            response
         }
-        let cx = cx.with_value(RequestInfo::new(parts));
-        let body = match read_limited(body, self.body_limit, self.body_read_timeout).await {
-            Ok(body) => body,
-            Err(err) => return encode_error(&err).map(Full::new),
-        };
-        let answer = match serde_json::from_slice::<Value>(&body) {
+        None => {
+            let mut response = Response::new(Bytes::new());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+    })
+}
+
+impl Endpoint<Parsed> for Dispatch {
+    type Response = Option<Value>;
+
+    async fn call(&self, cx: Context, body: Parsed) -> Result<Option<Value>, Error> {
+        Ok(match body {
             Err(err) => Some(error_response(
                 Value::Null,
                 PARSE_ERROR,
@@ -239,24 +265,11 @@ impl JsonRpcServer {
                 (!answers.is_empty()).then_some(Value::Array(answers))
             }
             Ok(call) => self.call_one(&cx, call).await,
-        };
-        let mut response = match answer {
-            Some(answer) => {
-                let mut response = Response::new(Bytes::from(answer.to_string()));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(JSON_CONTENT_TYPE),
-                );
-                response
-            }
-            None => Response::new(Bytes::new()),
-        };
-        if response.body().is_empty() {
-            *response.status_mut() = StatusCode::NO_CONTENT;
-        }
-        response.map(Full::new)
+        })
     }
+}
 
+impl Dispatch {
     /// One request object: its response, or `None` for a notification.
     async fn call_one(&self, cx: &Context, call: Value) -> Option<Value> {
         let Value::Object(mut call) = call else {
@@ -305,6 +318,11 @@ impl JsonRpcServer {
             });
         };
         let result = method.call(cx.clone(), params).await;
+        if let Err(err) = &result {
+            for handler in &self.options.inner.error_handlers {
+                handler(cx, err);
+            }
+        }
         let id = id?;
         Some(match result {
             Ok(result) => json!({"jsonrpc": "2.0", "result": result, "id": id}),
@@ -376,11 +394,15 @@ fn error_response(id: Value, code: i64, message: &str, data: Option<Value>) -> V
 
 impl fmt::Debug for JsonRpcServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut methods: Vec<&String> = self.methods.keys().collect();
+        let dispatch = &self.server.endpoint;
+        let mut methods: Vec<&String> = dispatch.methods.keys().collect();
         methods.sort();
         f.debug_struct("JsonRpcServer")
             .field("methods", &methods)
-            .finish_non_exhaustive()
+            .field("batch_limit", &dispatch.batch_limit)
+            .field("batch_concurrency", &dispatch.batch_concurrency)
+            .field("options", &dispatch.options)
+            .finish()
     }
 }
 
