@@ -7,9 +7,9 @@ use opentelemetry_sdk::trace::SdkTracer;
 use crate::Propagation;
 
 /// SERVER spans for kit's servers, whatever the transport: one value per service, from its
-/// tracer. [`http_options`](ServerTracing::http_options) (feature `http`) adds the tracing
+/// tracer. `http_options` (feature `http`) adds the tracing
 /// hooks to a kit-transport-http `ServerOptions`, which its HTTP servers and JSON-RPC server
-/// share; [`grpc_options`](ServerTracing::grpc_options) (feature `grpc`) to a
+/// share; `grpc_options` (feature `grpc`) to a
 /// kit-transport-grpc `ServerOptions`, which every method's server shares.
 ///
 /// The before hook continues the caller's trace from its headers or metadata (B3 or W3C) or
