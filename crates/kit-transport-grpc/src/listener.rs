@@ -132,7 +132,7 @@ impl Listener {
 
     /// HTTP/2 keep-alive: a ping every `interval`, the connection closed when one goes
     /// unanswered for `timeout`. Default 30 s and 20 s.
-    pub fn keep_alive(mut self, interval: Duration, timeout: Duration) -> Self {
+    pub fn http2_keep_alive(mut self, interval: Duration, timeout: Duration) -> Self {
         self.keep_alive_interval = interval;
         self.keep_alive_timeout = timeout;
         self
@@ -176,6 +176,11 @@ impl Listener {
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
         self
+    }
+
+    /// The drain timeout this listener will use (what kit-server's run group waits for it).
+    pub fn configured_drain_timeout(&self) -> Duration {
+        self.drain_timeout
     }
 
     /// Serves `health` as `grpc.health.v1.Health` beside the other services, and reports every

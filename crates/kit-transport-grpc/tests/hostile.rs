@@ -322,3 +322,27 @@ async fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
     served.expect("a clean drain");
     drop(calls);
 }
+
+#[tokio::test]
+async fn an_http2_client_that_never_answers_pings_is_closed_after_the_keep_alive_timeout() {
+    // The preface and an empty SETTINGS frame, then nothing but reading: no PING is answered.
+    let unanswered_pings_close = |addr: SocketAddr, within: Duration| async move {
+        let mut h2 = TcpStream::connect(addr).await.unwrap();
+        h2.write_all(PREFACE).await.unwrap();
+        h2.write_all(&h2_frame(4, 0, 0, &[])).await.unwrap();
+        tokio::time::timeout(within, closed_by_server(&mut h2))
+            .await
+            .is_ok()
+    };
+    let ping = Duration::from_millis(200);
+    let (addr, _server) = serve_with(
+        |l| l.http2_keep_alive(ping, ping),
+        Health::new(),
+        std::future::pending(),
+    )
+    .await;
+    assert!(unanswered_pings_close(addr, Duration::from_secs(5)).await);
+    // With the defaults (a ping after 30 s), the same connection is still open 2 s later.
+    let (addr, _server) = serve_with(|l| l, Health::new(), std::future::pending()).await;
+    assert!(!unanswered_pings_close(addr, Duration::from_secs(2)).await);
+}

@@ -26,20 +26,26 @@ use crate::request::{CONNECTION_PEER, RemoteAddr};
 /// [`Server`](crate::Server), or any other) over HTTP/1.1 and HTTP/2 without TLS (h2c, by
 /// prior knowledge) on the same port.
 ///
-/// Defaults, each with a setter: a client must finish a request's headers within 10 s of
-/// connecting or of its previous request (else the connection is closed), and the same 10 s
-/// bound its first bytes (a TLS handshake, an HTTP/2 preface); a response the client does not
-/// read for 30 s is abandoned and its connection closed; at most 10,000 connections at once
-/// (at the cap, accepting waits until one closes); keep-alive on; at most 64 KiB of request
-/// headers; on shutdown, in-flight requests get 30 s to finish. Request bodies are timed by
+/// Defaults, each with a setter, named as on kit-transport-grpc's listener where they mean the
+/// same: a client must send its first bytes, finish a TLS handshake and an HTTP/2 preface
+/// within 10 s of connecting (the handshake timeout), and finish a request's headers within
+/// 10 s of the protocol being known or of its previous request (else the connection is
+/// closed); a response the client does not read for 30 s is abandoned and its connection
+/// closed; at most 10,000 connections at once (at the cap, accepting waits until one closes);
+/// HTTP/1.1 keep-alive on; HTTP/2 keep-alive pings every 30 s, the connection closed when one
+/// goes unanswered for 20 s; at most 64 KiB of request headers; on shutdown, in-flight requests
+/// get 30 s to finish. Request bodies are timed by
 /// the servers that read them ([`ServerOptions::body_read_timeout`](crate::ServerOptions::body_read_timeout)).
 pub struct Listener {
     listener: TcpListener,
     local_addr: SocketAddr,
+    handshake_timeout: Duration,
     header_read_timeout: Duration,
     write_timeout: Duration,
     max_connections: usize,
-    keep_alive: bool,
+    http1_keep_alive: bool,
+    http2_keep_alive_interval: Duration,
+    http2_keep_alive_timeout: Duration,
     max_header_bytes: usize,
     drain_timeout: Duration,
     #[cfg(feature = "tls")]
@@ -50,10 +56,13 @@ impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Listener");
         d.field("local_addr", &self.local_addr)
+            .field("handshake_timeout", &self.handshake_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("write_timeout", &self.write_timeout)
             .field("max_connections", &self.max_connections)
-            .field("keep_alive", &self.keep_alive)
+            .field("http1_keep_alive", &self.http1_keep_alive)
+            .field("http2_keep_alive_interval", &self.http2_keep_alive_interval)
+            .field("http2_keep_alive_timeout", &self.http2_keep_alive_timeout)
             .field("max_header_bytes", &self.max_header_bytes)
             .field("drain_timeout", &self.drain_timeout);
         #[cfg(feature = "tls")]
@@ -86,10 +95,13 @@ impl Listener {
         Ok(Listener {
             local_addr: listener.local_addr()?,
             listener,
+            handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             max_connections: 10_000,
-            keep_alive: true,
+            http1_keep_alive: true,
+            http2_keep_alive_interval: Duration::from_secs(30),
+            http2_keep_alive_timeout: Duration::from_secs(20),
             max_header_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(30),
             #[cfg(feature = "tls")]
@@ -114,7 +126,14 @@ impl Listener {
         self.local_addr
     }
 
-    /// How long a client has to send a request's headers. Default 10 s.
+    /// How long a client has, from connecting, to send its first bytes, finish a TLS handshake
+    /// and (HTTP/2) send its connection preface; else the connection is closed. Default 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// How long a client has to send a request's headers (HTTP/1.1). Default 10 s.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
@@ -135,8 +154,16 @@ impl Listener {
     }
 
     /// Whether HTTP/1.1 connections are kept open between requests. Default on.
-    pub fn keep_alive(mut self, keep_alive: bool) -> Self {
-        self.keep_alive = keep_alive;
+    pub fn http1_keep_alive(mut self, keep_alive: bool) -> Self {
+        self.http1_keep_alive = keep_alive;
+        self
+    }
+
+    /// HTTP/2 keep-alive: a ping every `interval`, the connection closed when one goes
+    /// unanswered for `timeout`. Default 30 s and 20 s.
+    pub fn http2_keep_alive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.http2_keep_alive_interval = interval;
+        self.http2_keep_alive_timeout = timeout;
         self
     }
 
@@ -153,19 +180,25 @@ impl Listener {
         self
     }
 
+    /// The drain timeout this listener will use (what kit-server's run group waits for it).
+    pub fn configured_drain_timeout(&self) -> Duration {
+        self.drain_timeout
+    }
+
     fn builder(&self) -> auto::Builder<TokioExecutor> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout)
-            .keep_alive(self.keep_alive)
+            .keep_alive(self.http1_keep_alive)
             .max_buf_size(self.max_header_bytes.max(8192));
         builder
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX))
-            .keep_alive_interval(Duration::from_secs(30));
+            .keep_alive_interval(self.http2_keep_alive_interval)
+            .keep_alive_timeout(self.http2_keep_alive_timeout);
         builder
     }
 
@@ -230,20 +263,19 @@ impl Listener {
                     }
                 })
             };
-            let (header_read_timeout, write_timeout) =
-                (self.header_read_timeout, self.write_timeout);
+            let (handshake_timeout, write_timeout) = (self.handshake_timeout, self.write_timeout);
             let builder = builder.clone();
             let tracked = drain.track();
             #[cfg(feature = "tls")]
             let tls = self.tls.clone();
             tokio::spawn(CONNECTION_PEER.scope(peer, async move {
                 let _place = place;
-                // hyper's header timeout starts once it knows the protocol; a client that sends
-                // nothing at all is dropped here.
+                // hyper's header timeout starts once it knows the protocol; until then (first
+                // bytes, TLS, the HTTP/2 preface) the handshake timeout holds.
                 // A connection that has sent nothing yet when the drain starts has nothing in
                 // flight: it is closed at once.
                 let ready = tokio::select! {
-                    ready = first_byte_within(&stream, header_read_timeout) => ready,
+                    ready = first_byte_within(&stream, handshake_timeout) => ready,
                     () = tracked.draining() => false,
                 };
                 if !ready {
@@ -252,9 +284,9 @@ impl Listener {
                 #[cfg(feature = "tls")]
                 if let Some(acceptor) = tls {
                     let handshake =
-                        tokio::time::timeout(header_read_timeout, acceptor.accept(stream));
+                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
                     if let Ok(Ok(stream)) = handshake.await {
-                        let stream = Deadlines::new(stream, header_read_timeout, write_timeout);
+                        let stream = Deadlines::new(stream, handshake_timeout, write_timeout);
                         let stream = JsonAutomaticAnswers::new(stream, calls);
                         let connection =
                             builder.serve_connection(TokioIo::new(stream), hyper_service);
@@ -262,7 +294,7 @@ impl Listener {
                     }
                     return;
                 }
-                let stream = Deadlines::new(stream, header_read_timeout, write_timeout);
+                let stream = Deadlines::new(stream, handshake_timeout, write_timeout);
                 let stream = JsonAutomaticAnswers::new(stream, calls);
                 let connection = builder.serve_connection(TokioIo::new(stream), hyper_service);
                 tracked.serve(connection.into_owned()).await;

@@ -141,6 +141,7 @@ async fn idle_and_silent_connections_do_not_hold_up_the_drain() {
         .unwrap()
         // Far longer than the test may take: the drain must not wait for these to time out.
         .header_read_timeout(Duration::from_secs(3600))
+        .handshake_timeout(Duration::from_secs(3600))
         .drain_timeout(Duration::from_secs(3600));
     let running = Running::start(listener, slow_router(Duration::ZERO, Arc::default())).await;
     let mut idle = TcpStream::connect(running.addr).await.unwrap();
@@ -162,11 +163,11 @@ async fn idle_and_silent_connections_do_not_hold_up_the_drain() {
 }
 
 #[tokio::test]
-async fn a_partial_http2_preface_is_closed_after_the_header_timeout() {
+async fn a_partial_http2_preface_is_closed_after_the_handshake_timeout() {
     let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
-        .header_read_timeout(Duration::from_millis(300));
+        .handshake_timeout(Duration::from_millis(300));
     let running = Running::start(listener, slow_router(Duration::ZERO, Arc::default())).await;
     // hyper learns the protocol from the first 24 bytes and has no timeout until it has.
     let mut partial = TcpStream::connect(running.addr).await.unwrap();
@@ -275,4 +276,43 @@ async fn closed_or_answered(stream: &mut TcpStream) -> String {
         }
     }
     String::from_utf8_lossy(&got).into_owned()
+}
+
+/// An HTTP/2 connection that never answers a ping: the preface and empty SETTINGS, then only
+/// reading. `true` when the server closed it within `within`.
+async fn unanswered_pings_close(addr: std::net::SocketAddr, within: Duration) -> bool {
+    let mut h2 = TcpStream::connect(addr).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    // A SETTINGS frame: length 0, type 4, no flags, stream 0.
+    h2.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    let mut buf = vec![0; 4096];
+    let read_all = async {
+        loop {
+            match h2.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(within, read_all).await.is_ok()
+}
+
+#[tokio::test]
+async fn an_http2_client_that_never_answers_pings_is_closed_after_the_keep_alive_timeout() {
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .http2_keep_alive(Duration::from_millis(200), Duration::from_millis(200));
+    let running = Running::start(listener, slow_router(Duration::ZERO, Arc::default())).await;
+    assert!(unanswered_pings_close(running.addr, Duration::from_secs(5)).await);
+    running.stop().await.unwrap();
+    // With the defaults (a ping after 30 s), the same connection is still open 2 s later.
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let running = Running::start(listener, slow_router(Duration::ZERO, Arc::default())).await;
+    assert!(!unanswered_pings_close(running.addr, Duration::from_secs(2)).await);
+    running.stop().await.unwrap();
 }

@@ -125,12 +125,12 @@ async fn https_serves_http1_and_http2_by_alpn() {
 }
 
 #[tokio::test]
-async fn silence_after_the_tls_handshake_is_closed_after_the_header_timeout() {
+async fn silence_after_the_tls_handshake_is_closed_after_the_handshake_timeout() {
     let (server_config, client_config) = configs();
     let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
-        .header_read_timeout(std::time::Duration::from_millis(300))
+        .handshake_timeout(std::time::Duration::from_millis(300))
         .tls(server_config);
     let running = Running::start(listener, router()).await;
     // A finished handshake choosing h2, then nothing: hyper would wait for the preface for ever.
