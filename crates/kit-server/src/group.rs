@@ -102,7 +102,8 @@ impl std::error::Error for RunError {
 /// [`Group::stop_on_signals`] makes SIGINT and SIGTERM start the drain.
 ///
 /// [`Group::run`] is `Ok` when everything stopped cleanly, whoever started it; an error when a
-/// task failed (the first failure) or the drain outlasted its deadline (default 30 s). A
+/// task failed (the first failure) or the drain outlasted its deadline (the longest drain
+/// timeout of the listeners served, plus a second; 30 s without any). A
 /// service's `main` exits non-zero exactly on that error.
 ///
 /// ```
@@ -130,10 +131,20 @@ pub struct Group {
     abandon: CancellationToken,
     tasks: Vec<(String, Task)>,
     observers: Vec<(String, Task)>,
-    deadline: Duration,
+    // Set by `drain_deadline`; else derived from the listeners served.
+    deadline: Option<Duration>,
+    // The longest drain timeout of the listeners served.
+    listener_drain: Option<Duration>,
     readiness_delay: Duration,
     health: Health,
 }
+
+/// The drain deadline of a group that serves no listener and was given none.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What a group adds to its listeners' longest drain timeout: a listener whose drain outlasts
+/// its own timeout returns its error within it, rather than being cut off by the group's.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
 impl fmt::Debug for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -143,7 +154,7 @@ impl fmt::Debug for Group {
         f.debug_struct("Group")
             .field("tasks", &names(&self.tasks))
             .field("observers", &names(&self.observers))
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.deadline())
             .field("readiness_delay", &self.readiness_delay)
             .finish_non_exhaustive()
     }
@@ -156,7 +167,7 @@ impl Default for Group {
 }
 
 impl Group {
-    /// An empty group with a 30 s drain deadline, no readiness delay, and a fresh, ready
+    /// An empty group with a drain deadline derived from its listeners, no readiness delay, and a fresh, ready
     /// [`Health`].
     pub fn new() -> Group {
         Group {
@@ -167,7 +178,8 @@ impl Group {
             abandon: CancellationToken::new(),
             tasks: Vec::new(),
             observers: Vec::new(),
-            deadline: Duration::from_secs(30),
+            deadline: None,
+            listener_drain: None,
             readiness_delay: Duration::ZERO,
             health: Health::new(),
         }
@@ -183,10 +195,90 @@ impl Group {
     }
 
     /// How long tasks get to return once the drain starts; past it, [`Group::run`] fails.
-    /// Set listeners' own drain timeouts to no more than this.
+    ///
+    /// Unset, the group derives it from what it runs: the longest drain timeout of the
+    /// listeners it serves ([`serve_http`](Group::serve_http), `serve_grpc`) plus one second,
+    /// or 30 s when it serves none. Set it only to give other tasks longer than that.
     pub fn drain_deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
+        self.deadline = Some(deadline);
         self
+    }
+
+    /// The drain deadline as it stands: set, or derived from the listeners served so far.
+    pub fn deadline(&self) -> Duration {
+        self.deadline.unwrap_or_else(|| {
+            self.listener_drain
+                .map_or(DEFAULT_DEADLINE, |drain| drain + DEADLINE_MARGIN)
+        })
+    }
+
+    fn serves(&mut self, drain: Duration) {
+        self.listener_drain = Some(self.listener_drain.map_or(drain, |d| d.max(drain)));
+    }
+
+    /// Serves `service` on the HTTP `listener` as a task named `name`: it stops accepting when
+    /// the drain tells the listeners to stop ([`Group::stopping`]), and the group's deadline
+    /// allows for the listener's drain timeout.
+    pub fn serve_http<S, B>(
+        &mut self,
+        name: &str,
+        listener: kit_transport_http::Listener,
+        service: S,
+    ) where
+        S: tower_service::Service<
+                http::Request<hyper::body::Incoming>,
+                Response = http::Response<B>,
+            > + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.serves(listener.configured_drain_timeout());
+        let stopping = self.stopping();
+        self.spawn(name, listener.serve(service, stopping.wait()));
+    }
+
+    /// Serves `service` on the HTTP `listener` as an observer named `name` (the debug
+    /// listener: `/readyz` answers through the drain): it stops once the other tasks have
+    /// returned ([`Group::drained`]), and the group's deadline allows for its drain timeout.
+    pub fn serve_http_observer<S, B>(
+        &mut self,
+        name: &str,
+        listener: kit_transport_http::Listener,
+        service: S,
+    ) where
+        S: tower_service::Service<
+                http::Request<hyper::body::Incoming>,
+                Response = http::Response<B>,
+            > + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.serves(listener.configured_drain_timeout());
+        let drained = self.drained();
+        self.spawn_observer(name, listener.serve(service, drained.wait()));
+    }
+
+    /// Serves `routes` on the gRPC `listener` as a task named `name`, as
+    /// [`serve_http`](Group::serve_http) does. Feature `grpc`.
+    #[cfg(feature = "grpc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
+    pub fn serve_grpc(
+        &mut self,
+        name: &str,
+        listener: kit_transport_grpc::Listener,
+        routes: tonic::service::Routes,
+    ) {
+        self.serves(listener.configured_drain_timeout());
+        let stopping = self.stopping();
+        self.spawn(name, listener.serve(routes, stopping.wait()));
     }
 
     /// The group's health: ready until the drain starts. Serve it on the debug listener
@@ -273,6 +365,7 @@ impl Group {
     /// Runs every task until all have returned; see [`Group`] for when that is and what it
     /// answers.
     pub async fn run(self) -> Result<(), RunError> {
+        let deadline = self.deadline();
         let Group {
             requested,
             draining,
@@ -281,9 +374,9 @@ impl Group {
             abandon,
             tasks,
             observers,
-            deadline,
             readiness_delay,
             health,
+            ..
         } = self;
         if tasks.is_empty() && observers.is_empty() {
             return Ok(());

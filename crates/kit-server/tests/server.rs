@@ -330,3 +330,53 @@ async fn the_readiness_delay_sits_between_draining_and_stopping() {
     assert!(!ready && !stopped);
     assert!(waited >= delay, "{waited:?}");
 }
+
+#[tokio::test]
+async fn the_group_derives_its_deadline_from_the_listeners_it_serves() {
+    let bind = || async {
+        kit_transport_http::Listener::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    };
+    assert_eq!(Group::new().deadline(), Duration::from_secs(30));
+    let mut group = Group::new();
+    let health = group.health();
+    group.serve_http(
+        "HTTP",
+        bind().await.drain_timeout(Duration::from_millis(300)),
+        DebugHandler::new(health.clone()),
+    );
+    group.serve_http_observer(
+        "debug",
+        bind().await.drain_timeout(Duration::from_millis(200)),
+        DebugHandler::new(health),
+    );
+    // The longest listener drain, and a second for the listener to report its own timeout.
+    assert_eq!(group.deadline(), Duration::from_millis(1300));
+    assert_eq!(
+        Group::new()
+            .drain_deadline(Duration::from_secs(5))
+            .deadline(),
+        Duration::from_secs(5)
+    );
+
+    // A task that never returns is given the derived deadline, not the 30 s default.
+    group.spawn("stubborn", async {
+        std::future::pending::<()>().await;
+        Ok::<_, Error>(())
+    });
+    group.stop();
+    match tokio::time::timeout(Duration::from_secs(10), group.run())
+        .await
+        .expect("the derived deadline ends the drain")
+    {
+        Err(RunError::DrainTimeout {
+            still_running,
+            deadline,
+        }) => {
+            assert_eq!(still_running, ["stubborn"]);
+            assert_eq!(deadline, Duration::from_millis(1300));
+        }
+        other => panic!("{other:?}"),
+    }
+}

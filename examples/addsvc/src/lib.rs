@@ -189,9 +189,8 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
 
     // Signals are handled before anything is bound or logged: a SIGTERM from then on drains.
     let drain = config.drain_timeout;
-    let mut group = Group::new()
-        .drain_deadline(drain + Duration::from_secs(1))
-        .readiness_delay(config.readiness_delay);
+    // The group's drain deadline follows from the listeners' drain timeouts.
+    let mut group = Group::new().readiness_delay(config.readiness_delay);
     group.stop_on_signals()?;
     // Every port is bound before anything serves: a port in use fails the start.
     let http = kit_transport_http::Listener::bind(config.http_addr)
@@ -200,7 +199,9 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
     let jsonrpc = kit_transport_http::Listener::bind(config.jsonrpc_addr)
         .await?
         .drain_timeout(drain);
-    let debug = kit_transport_http::Listener::bind(config.debug_addr).await?;
+    let debug = kit_transport_http::Listener::bind(config.debug_addr)
+        .await?
+        .drain_timeout(drain);
     let health = group.health();
     let grpc = kit_transport_grpc::Listener::bind(config.grpc_addr)
         .await?
@@ -259,7 +260,6 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         kit_log::info!(logger, "transport", transport, "addr", addr);
     }
 
-    let stopping = group.stopping();
     // Registered in etcd when asked, once everything is bound and serving is about to start;
     // deregistered as soon as the drain starts, so that callers stop coming before the
     // listeners stop accepting.
@@ -302,27 +302,24 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
             Ok::<_, BoxError>(())
         });
     }
-    group.spawn(
+    group.serve_http(
         "HTTP",
-        http.serve(
-            transport::http_router(sum.clone(), concat.clone(), tracer.as_ref()),
-            stopping.wait(),
-        ),
+        http,
+        transport::http_router(sum.clone(), concat.clone(), tracer.as_ref()),
     );
-    let rpc = transport::jsonrpc_server(sum.clone(), concat.clone(), tracer.as_ref());
-    let rpc = tower::service_fn(move |request| {
-        let answer = rpc.handle(request);
-        async move { Ok::<_, std::convert::Infallible>(answer.await) }
-    });
-    group.spawn("JSONRPC", jsonrpc.serve(rpc, stopping.wait()));
+    group.serve_http(
+        "JSONRPC",
+        jsonrpc,
+        transport::jsonrpc_server(sum.clone(), concat.clone(), tracer.as_ref()),
+    );
     let routes =
         tonic::service::Routes::new(transport::AddService::new(sum, concat, tracer.as_ref()));
-    group.spawn("gRPC", grpc.serve(routes, stopping.wait()));
+    group.serve_grpc("gRPC", grpc, routes);
     // The debug port answers through the drain, so /readyz can be seen to say "not ready".
-    let debug_handler = DebugHandler::new(health).metrics(registry);
-    group.spawn_observer(
+    group.serve_http_observer(
         "debug/HTTP",
-        debug.serve(debug_handler, group.drained().wait()),
+        debug,
+        DebugHandler::new(health).metrics(registry),
     );
 
     let result = group.run().await;

@@ -315,12 +315,15 @@ async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         &["service"],
     )?;
 
-    let mut group = Group::new().drain_deadline(config.drain_timeout + Duration::from_secs(1));
+    // The group's drain deadline follows from the listeners' drain timeouts.
+    let mut group = Group::new();
     group.stop_on_signals()?;
     let http = kit_transport_http::Listener::bind(config.http_addr)
         .await?
         .drain_timeout(config.drain_timeout);
-    let debug = kit_transport_http::Listener::bind(config.debug_addr).await?;
+    let debug = kit_transport_http::Listener::bind(config.debug_addr)
+        .await?
+        .drain_timeout(config.drain_timeout);
     let tracing = config
         .zipkin_url
         .clone()
@@ -414,7 +417,6 @@ async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         });
     }
 
-    let stopping = group.stopping();
     kit_log::info!(logger, "transport", "HTTP", "addr", http.local_addr());
     kit_log::info!(
         logger,
@@ -423,12 +425,9 @@ async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         "addr",
         debug.local_addr()
     );
-    group.spawn("HTTP", http.serve(router, stopping.wait()));
+    group.serve_http("HTTP", http, router);
     let debug_handler = DebugHandler::new(group.health()).metrics(registry);
-    group.spawn_observer(
-        "debug/HTTP",
-        debug.serve(debug_handler, group.drained().wait()),
-    );
+    group.serve_http_observer("debug/HTTP", debug, debug_handler);
     let result = group.run().await;
     drop((addsvc, stringsvc));
     if let Some(tracing) = tracing

@@ -136,7 +136,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut group = Group::new();
     group.stop_on_signals()?;
     let app = app(Duration::from_millis(flags.timeout_ms));
-    group.spawn("HTTP", listener.serve(app, group.stopping().wait()));
+    group.serve_http("HTTP", listener, app);
     let result = group.run().await;
     kit_log::info!(logger, "msg", "stopped");
     Ok(result?)

@@ -61,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(etcd) = &flags.etcd_addr {
         register(&mut group, etcd, &flags, listener.local_addr().port()).await?;
     }
-    group.spawn("HTTP", listener.serve(router, group.stopping().wait()));
+    group.serve_http("HTTP", listener, router);
     Ok(group.run().await?)
 }
 
