@@ -67,7 +67,7 @@ pub use context::Context;
 pub use endpoint::{Endpoint, EndpointFn, Failing, endpoint_fn};
 pub use endpointer::{EndpointSet, Endpointer, Endpoints, FixedEndpointer};
 pub use error::{BoxError, Error, ErrorKind, Failer, Outcome};
-pub use middleware::{Chain, Identity, Middleware, Stack};
+pub use middleware::{Chain, Identity, Middleware, OptionalEndpoint, Stack};
 pub use tokio_util::sync::CancellationToken;
 
 // The README's example is compiled and run with the doc tests.

@@ -1,4 +1,7 @@
-//! [`Middleware`]: endpoint in, endpoint out; and [`Chain`], which stacks them in order.
+//! [`Middleware`]: endpoint in, endpoint out; [`Chain`], which stacks them in order; and
+//! `Option<M>`, a middleware that may be absent.
+
+use crate::{Context, Endpoint, Error};
 
 /// Wraps an endpoint in another endpoint that adds behaviour: logging, metrics, limits,
 /// deadlines, retries (go-kit's `endpoint.Middleware`, `func(Endpoint) Endpoint`).
@@ -128,5 +131,66 @@ where
 
     fn wrap(&self, endpoint: E) -> Outer::Endpoint {
         self.outer.wrap(self.inner.wrap(endpoint))
+    }
+}
+
+/// A middleware that may be absent: `Some` wraps, `None` leaves the endpoint as it is. Either
+/// way the endpoint has one type, so a stack of optional layers is still resolved at compile
+/// time and boxed, if at all, once.
+///
+/// ```
+/// use std::time::Duration;
+/// use kit_core::{endpoint_fn, Chain, Context, Endpoint, Error, Middleware};
+/// use kit_core::deadline::Deadline;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let timeout: Option<Duration> = None; // from a flag
+/// let ep = Chain::new()
+///     .with(timeout.map(Deadline::with_timeout))
+///     .wrap(endpoint_fn(|_cx, n: i64| async move { Ok::<_, Error>(n + 1) }));
+/// assert_eq!(ep.call(Context::new(), 1).await.unwrap(), 2);
+/// # }
+/// ```
+impl<E, M: Middleware<E>> Middleware<E> for Option<M> {
+    type Endpoint = OptionalEndpoint<M::Endpoint, E>;
+
+    fn wrap(&self, inner: E) -> Self::Endpoint {
+        OptionalEndpoint(match self {
+            Some(middleware) => Optional::Wrapped(middleware.wrap(inner)),
+            None => Optional::Bare(inner),
+        })
+    }
+}
+
+/// The endpoint an optional middleware (`Option<M>`) makes: `W` when it was there, else `E`.
+#[derive(Clone, Debug)]
+pub struct OptionalEndpoint<W, E>(Optional<W, E>);
+
+#[derive(Clone, Debug)]
+enum Optional<W, E> {
+    Wrapped(W),
+    Bare(E),
+}
+
+impl<W, E, Req> Endpoint<Req> for OptionalEndpoint<W, E>
+where
+    W: Endpoint<Req>,
+    E: Endpoint<Req, Response = W::Response>,
+    Req: Send,
+{
+    type Response = W::Response;
+
+    async fn call(&self, cx: Context, req: Req) -> Result<W::Response, Error> {
+        match &self.0 {
+            Optional::Wrapped(endpoint) => endpoint.call(cx, req).await,
+            Optional::Bare(endpoint) => endpoint.call(cx, req).await,
+        }
+    }
+
+    fn failed(&self, response: &W::Response) -> Option<Error> {
+        match &self.0 {
+            Optional::Wrapped(endpoint) => endpoint.failed(response),
+            Optional::Bare(endpoint) => endpoint.failed(response),
+        }
     }
 }

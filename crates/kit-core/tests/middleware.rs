@@ -145,3 +145,48 @@ async fn a_middleware_can_short_circuit_and_the_inner_endpoint_is_not_called() {
     assert_eq!(err.to_string(), "denied");
     assert!(trace.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_optional_middleware_wraps_when_present_and_passes_through_when_absent() {
+    let trace = Trace::default();
+    let annotate = |on: bool| {
+        on.then(|| Annotate {
+            name: "a",
+            trace: Arc::clone(&trace),
+        })
+    };
+    // One type whether the middleware is there or not.
+    let endpoints = [true, false].map(|on| {
+        Chain::new()
+            .with(annotate(on))
+            .wrap(recording_endpoint(&trace))
+    });
+    endpoints[0].call(Context::new(), ()).await.unwrap();
+    endpoints[1].call(Context::new(), ()).await.unwrap();
+    assert_eq!(
+        *trace.lock().unwrap(),
+        ["a pre", "endpoint", "a post", "endpoint"]
+    );
+}
+
+#[tokio::test]
+async fn an_optional_middleware_keeps_the_reading_of_a_carried_error() {
+    use kit_core::{ErrorKind, Failer, Failing};
+    struct Reply(Option<Error>);
+    impl Failer for Reply {
+        fn failed(&self) -> Option<Error> {
+            self.0.clone()
+        }
+    }
+    let carrying = Failing::new(endpoint_fn(|_cx, ()| async {
+        Ok::<_, Error>(Reply(Some(Error::business("no"))))
+    }));
+    for present in [Some(Identity), None] {
+        let ep = present.wrap(carrying);
+        let reply = ep.call(Context::new(), ()).await.unwrap();
+        assert_eq!(
+            ep.failed(&reply).map(|e| e.kind()),
+            Some(ErrorKind::Business)
+        );
+    }
+}

@@ -26,4 +26,4 @@ mod stack;
 pub use debug::DebugHandler;
 pub use group::{Group, RunError, Signal};
 pub use health::Health;
-pub use stack::ServerStack;
+pub use stack::{Layers, ServerStack};

@@ -1,13 +1,11 @@
 //! The standard server-side middleware stack on an endpoint.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kit_core::concurrency::ConcurrencyLimit;
 use kit_core::deadline::Deadline;
-use kit_core::{BoxEndpoint, Endpoint, Middleware};
+use kit_core::{BoxEndpoint, Chain, Endpoint, Identity, Middleware, Stack};
 use kit_log::{Logger, Logging};
-use kit_metrics::discard::Discard;
 use kit_metrics::{Counter, Histogram, MetricError, Metrics};
 
 /// The middleware every served endpoint wants, in one builder, in the order that makes each
@@ -22,7 +20,12 @@ use kit_metrics::{Counter, Histogram, MetricError, Metrics};
 ///    (HTTP 429, gRPC `RESOURCE_EXHAUSTED`) rather than queued, so that the timeout above does not
 ///    spend itself waiting.
 ///
-/// Each layer is optional. [`wrap`](ServerStack::wrap) boxes the result once, at the edge.
+/// Each layer is optional, and the stack is one statically typed [`Chain`] of those set: a layer
+/// not set is [`Identity`], each setter changes the stack's type (as tower's `ServiceBuilder`
+/// does), and [`wrap`](ServerStack::wrap) boxes the result once, at the edge. So the stack costs
+/// what the same layers chained by hand cost (docs/PERFORMANCE.md measures both). A middleware
+/// wanted only sometimes goes in [`with`](ServerStack::with) as an `Option` (kit-core's
+/// `Option<M>` middleware).
 ///
 /// ```
 /// use std::time::Duration;
@@ -37,65 +40,81 @@ use kit_metrics::{Counter, Histogram, MetricError, Metrics};
 /// assert_eq!(sum.call(Context::new(), (1, 2)).await.unwrap(), 3);
 /// # }
 /// ```
-pub struct ServerStack<Req, Resp, C = Discard, H = Discard> {
+#[derive(Clone)]
+pub struct ServerStack<L = Identity, M = Identity, X = Identity, T = Identity, C = Identity> {
     method: &'static str,
-    logging: Option<Logging>,
-    metrics: Option<Metrics<C, H>>,
-    extra: Vec<Layer<Req, Resp>>,
-    timeout: Option<Duration>,
-    concurrency_limit: Option<usize>,
+    logging: L,
+    metrics: M,
+    extra: Chain<X>,
+    timeout: T,
+    concurrency_limit: C,
 }
 
-/// A middleware over boxed endpoints, for [`ServerStack::with`].
-type Layer<Req, Resp> = Arc<dyn Fn(BoxEndpoint<Req, Resp>) -> BoxEndpoint<Req, Resp> + Send + Sync>;
+/// The layers of a [`ServerStack`] as one chain, outermost first: logging, metrics, what
+/// [`with`](ServerStack::with) added, the timeout, the concurrency limit.
+pub type Layers<L, M, X, T, C> =
+    Chain<Stack<C, Stack<T, Stack<Chain<X>, Stack<M, Stack<L, Identity>>>>>>;
 
-impl<Req, Resp, C, H> std::fmt::Debug for ServerStack<Req, Resp, C, H> {
+/// A stack with metrics counted in `R` and timed in `D`.
+type Counted<L, R, D, X, T, C> = ServerStack<L, Metrics<R, D>, X, T, C>;
+
+impl<L, M, X, T, C> std::fmt::Debug for ServerStack<L, M, X, T, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |name: &'static str| name != std::any::type_name::<Identity>();
         f.debug_struct("ServerStack")
             .field("method", &self.method)
-            .field("logging", &self.logging.is_some())
-            .field("metrics", &self.metrics.is_some())
-            .field("extra", &self.extra.len())
-            .field("timeout", &self.timeout)
-            .field("concurrency_limit", &self.concurrency_limit)
+            .field("logging", &set(std::any::type_name::<L>()))
+            .field("metrics", &set(std::any::type_name::<M>()))
+            .field("extra", &std::any::type_name::<X>())
+            .field("timeout", &set(std::any::type_name::<T>()))
+            .field("concurrency_limit", &set(std::any::type_name::<C>()))
             .finish()
     }
 }
 
-impl<Req: Send + 'static, Resp: Send + 'static> ServerStack<Req, Resp> {
+impl ServerStack {
     /// An empty stack for the method named `method` (the name logs and metrics use).
     pub fn new(method: &'static str) -> Self {
         ServerStack {
             method,
-            logging: None,
-            metrics: None,
-            extra: Vec::new(),
-            timeout: None,
-            concurrency_limit: None,
+            logging: Identity,
+            metrics: Identity,
+            extra: Chain::new(),
+            timeout: Identity,
+            concurrency_limit: Identity,
         }
     }
 }
 
-impl<Req: Send + 'static, Resp: Send + 'static, C: Counter, H: Histogram>
-    ServerStack<Req, Resp, C, H>
-{
+impl<L, M, X, T, C> ServerStack<L, M, X, T, C> {
+    /// The method the stack is for.
+    pub fn method(&self) -> &'static str {
+        self.method
+    }
+
     /// Logs every call to `logger` ([`Logging`]); the records' place (kit-log's
     /// `caller`) is where this is called, in the service's code.
     #[track_caller]
-    pub fn logging(mut self, logger: impl Into<Logger>) -> Self {
-        self.logging = Some(Logging::new(logger, self.method));
-        self
+    pub fn logging(self, logger: impl Into<Logger>) -> ServerStack<Logging, M, X, T, C> {
+        ServerStack {
+            logging: Logging::new(logger, self.method),
+            method: self.method,
+            metrics: self.metrics,
+            extra: self.extra,
+            timeout: self.timeout,
+            concurrency_limit: self.concurrency_limit,
+        }
     }
 
     /// Counts and times every call ([`Metrics`]); `requests` and `durations` must be
     /// declared with [`METHOD_OUTCOME_LABELS`](kit_metrics::METHOD_OUTCOME_LABELS).
-    pub fn metrics<C2: Counter, H2: Histogram>(
+    pub fn metrics<R: Counter, D: Histogram>(
         self,
-        requests: C2,
-        durations: H2,
-    ) -> Result<ServerStack<Req, Resp, C2, H2>, MetricError> {
+        requests: R,
+        durations: D,
+    ) -> Result<Counted<L, R, D, X, T, C>, MetricError> {
         Ok(ServerStack {
-            metrics: Some(Metrics::new(self.method, requests, durations)?),
+            metrics: Metrics::new(self.method, requests, durations)?,
             method: self.method,
             logging: self.logging,
             extra: self.extra,
@@ -104,56 +123,76 @@ impl<Req: Send + 'static, Resp: Send + 'static, C: Counter, H: Histogram>
         })
     }
 
+    /// Adds `middleware` between metrics and the timeout (tracing, rate limiting, a breaker),
+    /// inside those added before: the first added is the outermost. An `Option` of a
+    /// middleware adds it only when it is `Some`.
+    pub fn with<N>(self, middleware: N) -> ServerStack<L, M, Stack<N, X>, T, C> {
+        ServerStack {
+            extra: self.extra.with(middleware),
+            method: self.method,
+            logging: self.logging,
+            metrics: self.metrics,
+            timeout: self.timeout,
+            concurrency_limit: self.concurrency_limit,
+        }
+    }
+
     /// Gives every call at most `timeout` ([`Deadline::with_timeout`]).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
+    pub fn timeout(self, timeout: Duration) -> ServerStack<L, M, X, Deadline, C> {
+        ServerStack {
+            timeout: Deadline::with_timeout(timeout),
+            method: self.method,
+            logging: self.logging,
+            metrics: self.metrics,
+            extra: self.extra,
+            concurrency_limit: self.concurrency_limit,
+        }
     }
 
     /// Refuses calls beyond `limit` in flight with an overloaded error (kit-core's
-    /// [`ConcurrencyLimit`]).
-    pub fn concurrency_limit(mut self, limit: usize) -> Self {
-        self.concurrency_limit = Some(limit);
-        self
+    /// [`ConcurrencyLimit`]). The endpoints one stack wraps share the limit: give each endpoint
+    /// a stack of its own for a limit each.
+    pub fn concurrency_limit(self, limit: usize) -> ServerStack<L, M, X, T, ConcurrencyLimit> {
+        ServerStack {
+            concurrency_limit: ConcurrencyLimit::new(limit),
+            method: self.method,
+            logging: self.logging,
+            metrics: self.metrics,
+            extra: self.extra,
+            timeout: self.timeout,
+        }
     }
 
-    /// Adds `middleware` between metrics and the timeout (tracing, rate limiting, a breaker).
-    /// Added middleware apply in order, the first outermost; each is given the boxed endpoint
-    /// below it.
-    pub fn with<M>(mut self, middleware: M) -> Self
+    /// The stack's layers as one chain, outermost first.
+    pub fn layers(&self) -> Layers<L, M, X, T, C>
     where
-        M: Middleware<BoxEndpoint<Req, Resp>> + Send + Sync + 'static,
-        M::Endpoint: Endpoint<Req, Response = Resp>,
+        L: Clone,
+        M: Clone,
+        X: Clone,
+        T: Clone,
+        C: Clone,
     {
-        self.extra.push(Arc::new(move |inner| {
-            BoxEndpoint::new(middleware.wrap(inner))
-        }));
-        self
+        Chain::new()
+            .with(self.logging.clone())
+            .with(self.metrics.clone())
+            .with(self.extra.clone())
+            .with(self.timeout.clone())
+            .with(self.concurrency_limit.clone())
     }
 
-    /// Wraps `endpoint` in the stack.
-    pub fn wrap<E>(&self, endpoint: E) -> BoxEndpoint<Req, Resp>
+    /// Wraps `endpoint` in the stack, boxed once.
+    pub fn wrap<E, Req>(&self, endpoint: E) -> BoxEndpoint<Req, E::Response>
     where
-        E: Endpoint<Req, Response = Resp>,
+        E: Endpoint<Req>,
+        Req: Send + 'static,
+        L: Clone,
+        M: Clone,
+        X: Clone,
+        T: Clone,
+        C: Clone,
+        Layers<L, M, X, T, C>: Middleware<E>,
+        <Layers<L, M, X, T, C> as Middleware<E>>::Endpoint: Endpoint<Req, Response = E::Response>,
     {
-        let inner = match self.concurrency_limit {
-            Some(limit) => BoxEndpoint::new(ConcurrencyLimit::new(limit).wrap(endpoint)),
-            None => BoxEndpoint::new(endpoint),
-        };
-        let mut boxed = match self.timeout {
-            Some(timeout) => BoxEndpoint::new(Deadline::with_timeout(timeout).wrap(inner)),
-            None => inner,
-        };
-        for layer in self.extra.iter().rev() {
-            boxed = layer(boxed);
-        }
-        let boxed = match &self.metrics {
-            Some(metrics) => BoxEndpoint::new(metrics.wrap(boxed)),
-            None => boxed,
-        };
-        match &self.logging {
-            Some(logging) => BoxEndpoint::new(logging.wrap(boxed)),
-            None => boxed,
-        }
+        BoxEndpoint::new(self.layers().wrap(endpoint))
     }
 }

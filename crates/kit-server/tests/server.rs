@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use kit_core::deadline::DeadlineEndpoint;
 use kit_core::{Context, Endpoint, Error, ErrorKind, endpoint_fn};
 use kit_metrics::METHOD_OUTCOME_LABELS;
 use kit_metrics::memory::{MemoryCounter, MemoryHistogram};
@@ -217,7 +218,8 @@ async fn the_stack_times_out_and_added_middleware_sit_between_metrics_and_the_ti
     let ep = ServerStack::new("sleep")
         .metrics(requests.clone(), durations)
         .unwrap()
-        .with(odd_refuser)
+        // A go-kit-style middleware over boxed endpoints is given the endpoint below, boxed.
+        .with(|next: DeadlineEndpoint<_>| odd_refuser(kit_core::BoxEndpoint::new(next)))
         .timeout(Duration::from_millis(100))
         .wrap(inner);
     assert_eq!(ep.call(Context::new(), 2).await.unwrap(), 2);

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use kit_client::breaker::Breaker;
 use kit_client::limit::RateLimit;
-use kit_core::BoxError;
+use kit_core::concurrency::ConcurrencyLimit;
+use kit_core::deadline::Deadline;
+use kit_core::{BoxError, Identity, Stack};
 use kit_log::Logger;
 use kit_metrics::METHOD_OUTCOME_LABELS;
 use kit_metrics::prometheus::{DEFAULT_BUCKETS, PrometheusCounter, PrometheusHistogram, Registry};
@@ -216,37 +218,32 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
     let tracer = tracing.as_ref().map(|t| t.provider().tracer("addsvc"));
 
     // The endpoints, each behind the standard stack: logged and counted unless told not to.
+    let (sum, concat) = (
+        service::sum_endpoint(integers),
+        service::concat_endpoint(characters),
+    );
     let (sum, concat) = match config.instrument {
         true => (
-            the_rest(
-                "sum",
+            protected(
                 ServerStack::new("sum")
                     .logging(logger.clone())
                     .metrics(requests.clone(), durations.clone())?,
                 &config,
                 tracer.as_ref(),
             )
-            .wrap(service::sum_endpoint(integers)),
-            the_rest(
-                "concat",
+            .wrap(sum),
+            protected(
                 ServerStack::new("concat")
                     .logging(logger.clone())
                     .metrics(requests, durations)?,
                 &config,
                 tracer.as_ref(),
             )
-            .wrap(service::concat_endpoint(characters)),
+            .wrap(concat),
         ),
         false => (
-            the_rest("sum", ServerStack::new("sum"), &config, tracer.as_ref())
-                .wrap(service::sum_endpoint(integers)),
-            the_rest(
-                "concat",
-                ServerStack::new("concat"),
-                &config,
-                tracer.as_ref(),
-            )
-            .wrap(service::concat_endpoint(characters)),
+            protected(ServerStack::new("sum"), &config, tracer.as_ref()).wrap(sum),
+            protected(ServerStack::new("concat"), &config, tracer.as_ref()).wrap(concat),
         ),
     };
 
@@ -342,31 +339,22 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
     result.map_err(Into::into)
 }
 
-/// The rest of an endpoint's stack, after its logging and metrics: tracing, go-kit addsvc's
-/// rate limit and breaker (kit-client's, by flag), the timeout and the concurrency limit.
-fn the_rest<Req, Resp, C, H>(
-    name: &'static str,
-    stack: ServerStack<Req, Resp, C, H>,
+/// What [`protected`] adds between metrics and the timeout, each only when its flag asks.
+type Protections =
+    Stack<Option<Breaker>, Stack<Option<RateLimit>, Stack<Option<Tracing>, Identity>>>;
+
+/// `stack` completed as addsvc's flags ask: tracing, the rate limit and the breaker where asked
+/// for, the call timeout and the concurrency limit.
+fn protected<L, M>(
+    stack: ServerStack<L, M>,
     config: &Config,
     tracer: Option<&opentelemetry_sdk::trace::SdkTracer>,
-) -> ServerStack<Req, Resp, C, H>
-where
-    Req: Send + 'static,
-    Resp: kit_core::Failer + Send + 'static,
-    C: kit_metrics::Counter,
-    H: kit_metrics::Histogram,
-{
-    let mut stack = stack;
-    if let Some(tracer) = tracer {
-        stack = stack.with(Tracing::new(tracer.clone(), name));
-    }
-    if let Some(per_second) = config.rate_limit {
-        stack = stack.with(RateLimit::erroring(per_second));
-    }
-    if config.breaker {
-        stack = stack.with(Breaker::new());
-    }
+) -> ServerStack<L, M, Protections, Deadline, ConcurrencyLimit> {
+    let name = stack.method();
     stack
+        .with(tracer.map(|tracer| Tracing::new(tracer.clone(), name)))
+        .with(config.rate_limit.map(RateLimit::erroring))
+        .with(config.breaker.then(Breaker::new))
         .timeout(config.call_timeout)
         .concurrency_limit(config.max_in_flight)
 }

@@ -256,13 +256,12 @@ impl Routes {
         let balanced = Retry::new()
             .max_attempts(self.client.attempts)
             .wrap(Balanced::new(P2c::new(endpointer)));
-        let mut stack = ServerStack::new(name)
+        Ok(ServerStack::new(name)
             .logging(self.logger.clone())
-            .metrics(self.requests.clone(), self.durations.clone())?;
-        if let Some(tracer) = &self.tracer {
-            stack = stack.with(Tracing::new(tracer.clone(), name));
-        }
-        Ok(stack.timeout(self.timeout).wrap(balanced))
+            .metrics(self.requests.clone(), self.durations.clone())?
+            .with(self.tracer.as_ref().map(|t| Tracing::new(t.clone(), name)))
+            .timeout(self.timeout)
+            .wrap(balanced))
     }
 
     fn options(&self) -> kit_transport_http::ServerOptions {
