@@ -3,7 +3,6 @@
 //! the backend's gRPC SERVER span. Every span reaches the collector, validates against the
 //! Zipkin v2 schema, and has the right parent, kind and service.
 
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -22,7 +21,7 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 mod support;
 
-use support::{collector, errors_of};
+use support::{collector, spans_posted};
 
 type CheckServer =
     GrpcServer<BoxEndpoint<String, i32>, HealthCheckRequest, HealthCheckResponse, String, i32>;
@@ -50,6 +49,29 @@ impl HealthApi for Backend {
     ) -> Result<GrpcResponse<Self::WatchStream>, Status> {
         Err(Status::unimplemented("not here"))
     }
+}
+
+/// A traced caller that POSTs a string to `url` and reads the answer as text, its CLIENT span
+/// named `name` and its context injected into the request's headers.
+fn traced_post(
+    tracer: opentelemetry_sdk::trace::SdkTracer,
+    name: &'static str,
+    url: &str,
+) -> impl Endpoint<String, Response = String> {
+    Tracing::client(tracer, name).wrap(
+        HttpClient::new(
+            Method::POST,
+            url.parse().unwrap(),
+            |_cx, body: String, request: &mut Request<Bytes>| {
+                *request.body_mut() = Bytes::from(body);
+                Ok(())
+            },
+            |_cx, response: Response<Bytes>| {
+                Ok(String::from_utf8_lossy(response.body()).into_owned())
+            },
+        )
+        .before(trace_http::inject(Propagation::default())),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,19 +140,10 @@ async fn one_trace_across_an_http_hop_and_a_grpc_hop() {
 
     // The caller.
     let caller_tracer = caller.provider().tracer("caller");
-    let call = Tracing::client(caller_tracer, "post /status").wrap(
-        HttpClient::new(
-            Method::POST,
-            format!("http://{http_addr}/status").parse().unwrap(),
-            |_cx, service: String, request: &mut Request<Bytes>| {
-                *request.body_mut() = Bytes::from(service);
-                Ok(())
-            },
-            |_cx, response: Response<Bytes>| {
-                Ok(String::from_utf8_lossy(response.body()).into_owned())
-            },
-        )
-        .before(trace_http::inject(Propagation::default())),
+    let call = traced_post(
+        caller_tracer,
+        "post /status",
+        &format!("http://{http_addr}/status"),
     );
     assert_eq!(call.call(Context::new(), "kit".into()).await.unwrap(), "1");
     let err = call
@@ -142,13 +155,7 @@ async fn one_trace_across_an_http_hop_and_a_grpc_hop() {
     for tracing in [caller, frontend, backend] {
         tracing.shutdown().await.unwrap();
     }
-    let mut spans = Vec::new();
-    while let Ok(Some((_, body))) =
-        tokio::time::timeout(Duration::from_millis(500), posted.recv()).await
-    {
-        assert_eq!(errors_of(&body), Vec::<String>::new(), "{body:#}");
-        spans.extend(body.as_array().unwrap().iter().cloned());
-    }
+    let spans = spans_posted(&mut posted).await;
     assert_eq!(spans.len(), 10, "5 spans per call: {spans:#?}");
 
     // The first call's trace, link by link.
@@ -223,19 +230,10 @@ async fn json_rpc_requests_get_server_spans_from_the_same_entry_point() {
     tokio::spawn(listener.serve(server, std::future::pending()));
 
     // A traced caller POSTs one call, then a batch of two.
-    let call = Tracing::client(caller.provider().tracer("caller"), "rpc").wrap(
-        HttpClient::new(
-            Method::POST,
-            format!("http://{rpc_addr}/rpc").parse().unwrap(),
-            |_cx, body: String, request: &mut Request<Bytes>| {
-                *request.body_mut() = Bytes::from(body);
-                Ok(())
-            },
-            |_cx, response: Response<Bytes>| {
-                Ok(String::from_utf8_lossy(response.body()).into_owned())
-            },
-        )
-        .before(trace_http::inject(Propagation::default())),
+    let call = traced_post(
+        caller.provider().tracer("caller"),
+        "rpc",
+        &format!("http://{rpc_addr}/rpc"),
     );
     let one = r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#;
     let answer = call.call(Context::new(), one.into()).await.unwrap();
@@ -247,13 +245,7 @@ async fn json_rpc_requests_get_server_spans_from_the_same_entry_point() {
     for tracing in [caller, rpc] {
         tracing.shutdown().await.unwrap();
     }
-    let mut spans = Vec::new();
-    while let Ok(Some((_, body))) =
-        tokio::time::timeout(Duration::from_millis(500), posted.recv()).await
-    {
-        assert_eq!(errors_of(&body), Vec::<String>::new(), "{body:#}");
-        spans.extend(body.as_array().unwrap().iter().cloned());
-    }
+    let spans = spans_posted(&mut posted).await;
     // Per request: the caller's CLIENT span, the server's SERVER span, an endpoint span per call.
     assert_eq!(spans.len(), 3 + 4, "{spans:#?}");
     let children = |parent: &Value| -> Vec<Value> {

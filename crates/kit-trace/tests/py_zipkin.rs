@@ -17,7 +17,7 @@ use serde_json::Value;
 
 mod support;
 
-use support::{collector, errors_of};
+use support::{collector, errors_of, spans_posted};
 
 /// A Python with py_zipkin: `KIT_PYTHON`, the venv `.ci/test` makes, or `python3`. Missing:
 /// under `CI=true` the test fails; elsewhere it prints a visible skip line.
@@ -141,13 +141,7 @@ async fn hostile_trace_headers_start_a_new_trace_and_the_request_succeeds() {
         assert!(response.ends_with("ok"), "{name}");
     }
     tracing.shutdown().await.unwrap();
-    let mut spans = Vec::new();
-    while let Ok(Some((_, body))) =
-        tokio::time::timeout(Duration::from_millis(500), posted.recv()).await
-    {
-        assert_eq!(errors_of(&body), Vec::<String>::new(), "{body:#}");
-        spans.extend(body.as_array().unwrap().iter().cloned());
-    }
+    let spans = spans_posted(&mut posted).await;
     assert_eq!(spans.len(), hostile.len());
     for span in &spans {
         assert!(span.get("parentId").is_none(), "a new trace: {span}");

@@ -7,6 +7,20 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
+/// Every span the collector was sent until it has been quiet for 500 ms, each batch checked
+/// against the Zipkin v2 API definition.
+#[allow(dead_code)] // Not every test binary that shares this module uses it.
+pub async fn spans_posted(posted: &mut mpsc::UnboundedReceiver<(String, Value)>) -> Vec<Value> {
+    let mut spans = Vec::new();
+    while let Ok(Some((_, body))) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), posted.recv()).await
+    {
+        assert_eq!(errors_of(&body), Vec::<String>::new(), "{body:#}");
+        spans.extend(body.as_array().unwrap().iter().cloned());
+    }
+    spans
+}
+
 /// A Zipkin collector's HTTP side: `POST /api/v2/spans` answered 202, each body sent on.
 pub async fn collector() -> (SocketAddr, mpsc::UnboundedReceiver<(String, Value)>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
