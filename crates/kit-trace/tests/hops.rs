@@ -3,7 +3,6 @@
 //! the backend's gRPC SERVER span. Every span reaches the collector, validates against the
 //! Zipkin v2 schema, and has the right parent, kind and service.
 
-
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use kit_core::{BoxEndpoint, Context, Endpoint, Error, Middleware, endpoint_fn};
