@@ -9,7 +9,7 @@
 //! |---|---|
 //! | [`Endpoint`] | one RPC method: `Context` + request → response or [`Error`], async, `&self` |
 //! | [`BoxEndpoint`] | any endpoint behind one cloneable type |
-//! | [`Middleware`], [`Chain`] | endpoint → endpoint; a chain whose first middleware is the outermost |
+//! | [`Middleware`], [`Chain`], [`Named`] | endpoint → endpoint; a chain whose first middleware is the outermost; `Option<M>` as a middleware; the endpoint's name in the context |
 //! | [`Context`] | the request's deadline, cancellation and typed values, passed explicitly |
 //! | [`Error`], [`ErrorKind`], [`Outcome`], [`Failer`], [`Failing`] | one classified error; the one classification of a call's outcome, business errors carried in replies included |
 //! | [`deadline`] | the middleware that enforces a context's deadline and cancellation |
@@ -67,7 +67,7 @@ pub use context::Context;
 pub use endpoint::{Endpoint, EndpointFn, Failing, endpoint_fn};
 pub use endpointer::{EndpointSet, Endpointer, Endpoints, FixedEndpointer};
 pub use error::{BoxError, Error, ErrorKind, Failer, Outcome};
-pub use middleware::{Chain, Identity, Middleware, OptionalEndpoint, Stack};
+pub use middleware::{Chain, Identity, Middleware, Named, NamedEndpoint, OptionalEndpoint, Stack};
 pub use tokio_util::sync::CancellationToken;
 
 // The README's example is compiled and run with the doc tests.

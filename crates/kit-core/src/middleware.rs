@@ -1,5 +1,6 @@
-//! [`Middleware`]: endpoint in, endpoint out; [`Chain`], which stacks them in order; and
-//! `Option<M>`, a middleware that may be absent.
+//! [`Middleware`]: endpoint in, endpoint out; [`Chain`], which stacks them in order;
+//! `Option<M>`, a middleware that may be absent; and [`Named`], which names the endpoint for
+//! the middleware inside it.
 
 use crate::{Context, Endpoint, Error};
 
@@ -192,5 +193,65 @@ where
             Optional::Wrapped(endpoint) => endpoint.failed(response),
             Optional::Bare(endpoint) => endpoint.failed(response),
         }
+    }
+}
+
+/// Names the endpoint for every middleware inside it: each call's context says `name`
+/// ([`Context::endpoint_name`]), so that logging and tracing are given the name once, here,
+/// rather than each its own copy. Put it outermost; kit-server's `ServerStack` does.
+///
+/// ```
+/// use kit_core::{endpoint_fn, Chain, Context, Endpoint, Error, Middleware, Named};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let ep = Chain::new()
+///     .with(Named::new("sum"))
+///     .wrap(endpoint_fn(|cx: Context, ()| async move { Ok::<_, Error>(cx.endpoint_name()) }));
+/// assert_eq!(ep.call(Context::new(), ()).await.unwrap(), Some("sum"));
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Named {
+    name: &'static str,
+}
+
+impl Named {
+    /// Names the endpoint `name`.
+    pub fn new(name: &'static str) -> Self {
+        Named { name }
+    }
+}
+
+impl<E> Middleware<E> for Named {
+    type Endpoint = NamedEndpoint<E>;
+
+    fn wrap(&self, inner: E) -> NamedEndpoint<E> {
+        NamedEndpoint {
+            inner,
+            name: self.name,
+        }
+    }
+}
+
+/// An endpoint whose calls' contexts carry its name; made by [`Named`].
+#[derive(Clone, Debug)]
+pub struct NamedEndpoint<E> {
+    inner: E,
+    name: &'static str,
+}
+
+impl<E: Endpoint<Req>, Req> Endpoint<Req> for NamedEndpoint<E> {
+    type Response = E::Response;
+
+    fn call(
+        &self,
+        cx: Context,
+        req: Req,
+    ) -> impl std::future::Future<Output = Result<E::Response, Error>> + Send {
+        self.inner.call(cx.with_endpoint_name(self.name), req)
+    }
+
+    fn failed(&self, response: &E::Response) -> Option<Error> {
+        self.inner.failed(response)
     }
 }

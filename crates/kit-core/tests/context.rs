@@ -146,3 +146,23 @@ fn a_context_cancelled_by_an_outside_token() {
     assert!(root.is_cancelled());
     assert!(call.is_cancelled());
 }
+
+#[tokio::test]
+async fn the_endpoint_name_is_set_once_and_kept_by_every_derived_context() {
+    use kit_core::{Chain, Endpoint, Error, Middleware, Named, endpoint_fn};
+    assert_eq!(Context::new().endpoint_name(), None);
+    let cx = Context::new().with_endpoint_name("sum");
+    let derived = cx
+        .clone()
+        .with_timeout(std::time::Duration::from_secs(1))
+        .with_value(7_u8);
+    assert_eq!(derived.endpoint_name(), Some("sum"));
+    // The innermost name is the one the endpoint sees.
+    let ep = Chain::new()
+        .with(Named::new("outer"))
+        .with(Named::new("inner"))
+        .wrap(endpoint_fn(|cx: Context, ()| async move {
+            Ok::<_, Error>(cx.endpoint_name())
+        }));
+    assert_eq!(ep.call(Context::new(), ()).await.unwrap(), Some("inner"));
+}

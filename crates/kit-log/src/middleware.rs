@@ -11,20 +11,23 @@ use slog::{Level, RecordLocation, RecordStatic};
 
 /// The logging middleware: one record per call, after the call.
 ///
-/// A record holds `method`, `outcome` (`success`, `rejected` or `failure`, see
+/// A record holds `method` (the endpoint's name, from the context: kit-core's
+/// [`Named`](kit_core::Named) sets it once for every middleware, and kit-server's `ServerStack`
+/// does; `unnamed` without it), `outcome` (`success`, `rejected` or `failure`, see
 /// [`kit_core::Outcome`]), `took` (the call's duration, as `1.234ms`) and, for errors, `err`
 /// (the message) and `kind`. Failures are logged at `error`; successes and rejections (business
 /// errors, bad requests) at `info`, because they are answers, not faults.
 ///
 /// ```
-/// use kit_core::{endpoint_fn, Chain, Context, Endpoint, Error, Middleware};
+/// use kit_core::{endpoint_fn, Chain, Context, Endpoint, Error, Middleware, Named};
 /// use kit_log::{Logging, Logfmt};
 /// use slog::{o, Drain, Logger};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let log = Logger::root(Logfmt::new(std::io::stderr()).fuse(), o!());
 /// let sum = Chain::new()
-///     .with(Logging::new(log, "sum"))
+///     .with(Named::new("sum"))
+///     .with(Logging::new(log))
 ///     .wrap(endpoint_fn(|_cx, (a, b): (i64, i64)| async move { Ok::<_, Error>(a + b) }));
 /// sum.call(Context::new(), (1, 2)).await.unwrap();
 /// // level=info method=sum outcome=success took=2.1µs
@@ -33,13 +36,12 @@ use slog::{Level, RecordLocation, RecordStatic};
 #[derive(Clone, Debug)]
 pub struct Logging {
     logger: Logger,
-    method: &'static str,
     at: &'static Location<'static>,
 }
 
 impl Logging {
-    /// Logs calls of the method named `method` to `logger` (a kit [`Logger`], or a
-    /// `slog::Logger`).
+    /// Logs calls to `logger` (a kit [`Logger`], or a `slog::Logger`), each under the name its
+    /// context gives the endpoint.
     ///
     /// A business error carried in a successful response (an endpoint marked with
     /// [`kit_core::Failing`]) is logged as the `rejected` call it is, with its `err` and `kind`,
@@ -50,10 +52,9 @@ impl Logging {
     /// function that makes the middleware for its caller passes its own caller on by being
     /// `#[track_caller]` too (as kit-server's `ServerStack::logging` is).
     #[track_caller]
-    pub fn new(logger: impl Into<Logger>, method: &'static str) -> Self {
+    pub fn new(logger: impl Into<Logger>) -> Self {
         Logging {
             logger: logger.into(),
-            method,
             at: Location::caller(),
         }
     }
@@ -66,7 +67,6 @@ impl<E> Middleware<E> for Logging {
         LoggingEndpoint {
             inner,
             logger: self.logger.clone(),
-            method: self.method,
             at: self.at,
         }
     }
@@ -77,7 +77,6 @@ impl<E> Middleware<E> for Logging {
 pub struct LoggingEndpoint<E> {
     inner: E,
     logger: Logger,
-    method: &'static str,
     /// Where the middleware was made: the records' place.
     at: &'static Location<'static>,
 }
@@ -90,10 +89,11 @@ where
     type Response = E::Response;
 
     async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
+        let method = cx.endpoint_name().unwrap_or("unnamed");
         let start = Instant::now();
         let result = self.inner.call(cx, req).await;
         let took = start.elapsed();
-        let (mut log, method) = (&self.logger, self.method);
+        let mut log = &self.logger;
         let took = format_args!("{took:?}");
         let error = Outcome::error_of(&self.inner, &result);
         // What went wrong underneath (an upstream's text, an I/O error) is logged as `cause`:

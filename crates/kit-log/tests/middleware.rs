@@ -2,7 +2,7 @@
 
 mod support;
 
-use kit_core::{Chain, Context, Endpoint, Error, Middleware, endpoint_fn};
+use kit_core::{Chain, Context, Endpoint, Error, Middleware, Named, endpoint_fn};
 use kit_log::{Logfmt, Logging};
 use slog::{Drain, Logger, o};
 use support::{Captured, parse_logfmt};
@@ -12,7 +12,8 @@ async fn each_call_is_logged_with_its_outcome() {
     let out = Captured::default();
     let log = Logger::root(Logfmt::new(out.clone()).fuse(), o!("svc" => "add"));
     let sum = Chain::new()
-        .with(Logging::new(log, "sum"))
+        .with(Named::new("sum"))
+        .with(Logging::new(log))
         .wrap(endpoint_fn(|_cx, (a, b): (i64, i64)| async move {
             match (a, b) {
                 (0, 0) => Err(Error::business("can't sum two zeroes")),
@@ -53,6 +54,8 @@ async fn each_call_is_logged_with_its_outcome() {
         ["level", "svc", "method", "outcome", "took"]
     );
     assert_eq!(value(&lines[0], "level"), "info");
+    // The name the context carries, set once by `Named`.
+    assert_eq!(value(&lines[0], "method"), "sum");
     assert_eq!(value(&lines[0], "outcome"), "success");
     assert!(value(&lines[0], "took").ends_with('s'), "{text}");
 
@@ -87,7 +90,7 @@ impl kit_core::Failer for SumReply {
 async fn business_errors_carried_in_responses_are_logged_as_rejections() {
     let out = Captured::default();
     let log = Logger::root(Logfmt::new(out.clone()).fuse(), o!());
-    let sum = Logging::new(log, "sum").wrap(kit_core::Failing::new(endpoint_fn(
+    let sum = Named::new("sum").wrap(Logging::new(log).wrap(kit_core::Failing::new(endpoint_fn(
         |_cx, (a, b): (i64, i64)| async move {
             Ok::<_, Error>(match (a, b) {
                 (0, 0) => SumReply {
@@ -100,7 +103,7 @@ async fn business_errors_carried_in_responses_are_logged_as_rejections() {
                 },
             })
         },
-    )));
+    ))));
     assert_eq!(sum.call(Context::new(), (1, 2)).await.unwrap().v, 3);
     let reply = sum.call(Context::new(), (0, 0)).await.unwrap();
     assert_eq!(reply.err.as_deref(), Some("can't sum two zeroes"));
@@ -127,7 +130,8 @@ async fn what_went_wrong_underneath_is_logged_as_the_cause() {
     let out = Captured::default();
     let log = Logger::root(Logfmt::new(out.clone()).fuse(), o!());
     let call = Chain::new()
-        .with(Logging::new(log, "report"))
+        .with(Named::new("report"))
+        .with(Logging::new(log))
         .wrap(endpoint_fn(|_cx, ()| async move {
             Err::<(), _>(
                 Error::unavailable("unavailable")
@@ -161,7 +165,7 @@ async fn records_are_placed_where_the_middleware_was_made() {
     );
     // The service's own line, not kit-log's middleware file that every service shares.
     let made_at = line!() + 1;
-    let logging = Logging::new(log, "sum");
+    let logging = Logging::new(log);
     let sum = logging.wrap(endpoint_fn(|_cx, ()| async { Ok::<_, Error>(()) }));
     sum.call(Context::new(), ()).await.unwrap();
     let text = out.text();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use kit_core::concurrency::ConcurrencyLimit;
 use kit_core::deadline::Deadline;
-use kit_core::{BoxEndpoint, Chain, Context, Endpoint, Error, Middleware, endpoint_fn};
+use kit_core::{BoxEndpoint, Chain, Context, Endpoint, Error, Middleware, Named, endpoint_fn};
 use kit_log::{Logger, Logging};
 use kit_metrics::prometheus::{DEFAULT_BUCKETS, PrometheusCounter, PrometheusHistogram, Registry};
 use kit_metrics::{METHOD_OUTCOME_LABELS, Metrics};
@@ -87,7 +87,8 @@ fn stack(c: &mut Criterion) {
             .layers()
             .wrap(sum()),
         Chain::new()
-            .with(Logging::new(logger.clone(), "sum"))
+            .with(Named::new("sum"))
+            .with(Logging::new(logger.clone()))
             .with(metrics())
             .with(Deadline::with_timeout(timeout))
             .with(ConcurrencyLimit::new(limit))
@@ -95,7 +96,8 @@ fn stack(c: &mut Criterion) {
     );
     let by_hand = BoxEndpoint::new(
         Chain::new()
-            .with(Logging::new(logger.clone(), "sum"))
+            .with(Named::new("sum"))
+            .with(Logging::new(logger.clone()))
             .with(metrics())
             .with(Deadline::with_timeout(timeout))
             .with(ConcurrencyLimit::new(limit))
@@ -108,7 +110,8 @@ fn stack(c: &mut Criterion) {
     let limited = BoxEndpoint::new(ConcurrencyLimit::new(limit).wrap(sum()));
     let timed = BoxEndpoint::new(Deadline::with_timeout(timeout).wrap(limited));
     let counted = BoxEndpoint::new(metrics().wrap(timed));
-    let each_boxed = BoxEndpoint::new(Logging::new(logger, "sum").wrap(counted));
+    let logged = BoxEndpoint::new(Logging::new(logger).wrap(counted));
+    let each_boxed = BoxEndpoint::new(Named::new("sum").wrap(logged));
     group.bench_function("the same layers, each boxed", |b| {
         b.iter(|| ready(each_boxed.call(Context::new(), black_box((1, 2)))).unwrap())
     });

@@ -4,14 +4,17 @@ use std::time::Duration;
 
 use kit_core::concurrency::ConcurrencyLimit;
 use kit_core::deadline::Deadline;
-use kit_core::{BoxEndpoint, Chain, Endpoint, Identity, Middleware, Stack};
+use kit_core::{BoxEndpoint, Chain, Endpoint, Identity, Middleware, Named, Stack};
 use kit_log::{Logger, Logging};
 use kit_metrics::{Counter, Histogram, MetricError, Metrics};
 
 /// The middleware every served endpoint wants, in one builder, in the order that makes each
 /// see what it should:
 ///
-/// 1. logging, outermost: every call, with what the layers below made of it;
+/// 0. the name, outermost: the stack's method in every call's context (kit-core's
+///    [`Named`]), which logging and tracing read, so it is given once, to
+///    [`ServerStack::new`];
+/// 1. logging: every call, with what the layers below made of it;
 /// 2. metrics: counts and times every call, including those the limits refuse;
 /// 3. what [`ServerStack::with`] adds: tracing (kit-trace's `Tracing`), then
 ///    kit-client's `RateLimit` and `Breaker`, as addsvc does with `-rate-limit` and `-breaker`;
@@ -50,10 +53,11 @@ pub struct ServerStack<L = Identity, M = Identity, X = Identity, T = Identity, C
     concurrency_limit: C,
 }
 
-/// The layers of a [`ServerStack`] as one chain, outermost first: logging, metrics, what
-/// [`with`](ServerStack::with) added, the timeout, the concurrency limit.
+/// The layers of a [`ServerStack`] as one chain, outermost first: the endpoint's name in the
+/// context, logging, metrics, what [`with`](ServerStack::with) added, the timeout, the
+/// concurrency limit.
 pub type Layers<L, M, X, T, C> =
-    Chain<Stack<C, Stack<T, Stack<Chain<X>, Stack<M, Stack<L, Identity>>>>>>;
+    Chain<Stack<C, Stack<T, Stack<Chain<X>, Stack<M, Stack<L, Stack<Named, Identity>>>>>>>;
 
 /// A stack with metrics counted in `R` and timed in `D`.
 type Counted<L, R, D, X, T, C> = ServerStack<L, Metrics<R, D>, X, T, C>;
@@ -73,7 +77,8 @@ impl<L, M, X, T, C> std::fmt::Debug for ServerStack<L, M, X, T, C> {
 }
 
 impl ServerStack {
-    /// An empty stack for the method named `method` (the name logs and metrics use).
+    /// An empty stack for the method named `method`: the name every call's context carries, for
+    /// logs, traces and metrics.
     pub fn new(method: &'static str) -> Self {
         ServerStack {
             method,
@@ -87,17 +92,12 @@ impl ServerStack {
 }
 
 impl<L, M, X, T, C> ServerStack<L, M, X, T, C> {
-    /// The method the stack is for.
-    pub fn method(&self) -> &'static str {
-        self.method
-    }
-
     /// Logs every call to `logger` ([`Logging`]); the records' place (kit-log's
     /// `caller`) is where this is called, in the service's code.
     #[track_caller]
     pub fn logging(self, logger: impl Into<Logger>) -> ServerStack<Logging, M, X, T, C> {
         ServerStack {
-            logging: Logging::new(logger, self.method),
+            logging: Logging::new(logger),
             method: self.method,
             metrics: self.metrics,
             extra: self.extra,
@@ -173,6 +173,7 @@ impl<L, M, X, T, C> ServerStack<L, M, X, T, C> {
         C: Clone,
     {
         Chain::new()
+            .with(Named::new(self.method))
             .with(self.logging.clone())
             .with(self.metrics.clone())
             .with(self.extra.clone())

@@ -113,7 +113,9 @@ pub(crate) fn tag(span: &mut Span, key: &'static str, value: impl Into<opentelem
 /// context's current span (the server span a transport started, or a caller's), and is the
 /// current span for what the endpoint calls.
 ///
-/// `Tracing::new` makes internal spans around endpoints; [`Tracing::client`]
+/// `Tracing::new` makes internal spans around endpoints, named after the endpoint the context
+/// names (kit-core's `Named` sets it once for every middleware, and kit-server's `ServerStack`
+/// does; `unnamed` without it); [`Tracing::client`]
 /// makes the CLIENT span around a client endpoint, whose transport hook injects it
 /// (`http::inject`, `grpc::inject`, features `http` and `grpc`). A
 /// business error is tagged (`kit.error`, `kit.error.kind`), not marked as a failure; one
@@ -122,25 +124,27 @@ pub(crate) fn tag(span: &mut Span, key: &'static str, value: impl Into<opentelem
 #[derive(Clone, Debug)]
 pub struct Tracing {
     tracer: SdkTracer,
-    method: Cow<'static, str>,
+    // The span name; `None`: the endpoint's, from the context.
+    method: Option<Cow<'static, str>>,
     kind: SpanKind,
 }
 
 impl Tracing {
-    /// Internal spans named `method`.
-    pub fn new(tracer: SdkTracer, method: impl Into<Cow<'static, str>>) -> Self {
+    /// Internal spans named after the endpoint the call's context names.
+    pub fn new(tracer: SdkTracer) -> Self {
         Tracing {
             tracer,
-            method: method.into(),
+            method: None,
             kind: SpanKind::Internal,
         }
     }
 
-    /// CLIENT spans named `method`, for a client endpoint.
+    /// CLIENT spans named `method` (the remote method called), for a client endpoint.
     pub fn client(tracer: SdkTracer, method: impl Into<Cow<'static, str>>) -> Self {
         Tracing {
+            tracer,
+            method: Some(method.into()),
             kind: SpanKind::Client,
-            ..Tracing::new(tracer, method)
         }
     }
 }
@@ -168,7 +172,11 @@ impl<E: Endpoint<Req>, Req: Send + 'static> Endpoint<Req> for TracingEndpoint<E>
 
     async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
         let t = &self.tracing;
-        let mut span = start(&t.tracer, t.method.clone(), t.kind.clone(), current(&cx));
+        let name = match &t.method {
+            Some(method) => method.clone(),
+            None => Cow::Borrowed(cx.endpoint_name().unwrap_or("unnamed")),
+        };
+        let mut span = start(&t.tracer, name, t.kind.clone(), current(&cx));
         let cx = with_current(cx, span.span_context().clone());
         #[cfg(not(feature = "tracing"))]
         let result = self.inner.call(cx, req).await;

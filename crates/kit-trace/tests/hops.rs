@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
-use kit_core::{BoxEndpoint, Context, Endpoint, Error, Middleware, endpoint_fn};
+use kit_core::{BoxEndpoint, Chain, Context, Endpoint, Error, Middleware, Named, endpoint_fn};
 use kit_trace::{Propagation, ServerTracing, Tracing, ZipkinTracing, grpc, http as trace_http};
 use kit_transport_grpc::{
     Client as GrpcClient, Listener as GrpcListener, Server as GrpcServer,
@@ -116,12 +116,13 @@ async fn one_trace_across_an_http_hop_and_a_grpc_hop() {
     .before(grpc::inject(Propagation::default()));
     let to_backend =
         Tracing::client(frontend_tracer.clone(), "grpc.health.v1.Health/Check").wrap(to_backend);
-    let endpoint = Tracing::new(frontend_tracer.clone(), "status").wrap(endpoint_fn(
-        move |cx: Context, service: String| {
+    let endpoint = Chain::new()
+        .with(Named::new("status"))
+        .with(Tracing::new(frontend_tracer.clone()))
+        .wrap(endpoint_fn(move |cx: Context, service: String| {
             let to_backend = to_backend.clone();
             async move { to_backend.call(cx, service).await }
-        },
-    ));
+        }));
     let server = Server::new(
         endpoint,
         |_cx, r: &Request<Bytes>| Ok(String::from_utf8_lossy(r.body()).into_owned()),
@@ -216,9 +217,12 @@ async fn json_rpc_requests_get_server_spans_from_the_same_entry_point() {
 
     // The JSON-RPC server, traced by the options its HTTP servers would share.
     let tracer = rpc.provider().tracer("rpc");
-    let sum = Tracing::new(tracer.clone(), "sum").wrap(endpoint_fn(
-        |_cx: Context, (a, b): (i64, i64)| async move { Ok::<_, Error>(a + b) },
-    ));
+    let sum = Chain::new()
+        .with(Named::new("sum"))
+        .with(Tracing::new(tracer.clone()))
+        .wrap(endpoint_fn(|_cx: Context, (a, b): (i64, i64)| async move {
+            Ok::<_, Error>(a + b)
+        }));
     let server = JsonRpcServer::new()
         .method("sum", sum, decode_params, encode_result)
         .options(ServerTracing::new(tracer).http_options(ServerOptions::new()));

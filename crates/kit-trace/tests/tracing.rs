@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kit_core::{Context, Endpoint, Error, Middleware, endpoint_fn};
+use kit_core::{Chain, Context, Endpoint, Error, Middleware, Named, endpoint_fn};
 use kit_trace::{Tracing, ZipkinTracing};
 use opentelemetry::trace::TracerProvider;
 use serde_json::Value;
@@ -60,7 +60,9 @@ async fn instrumented_functions_are_children_of_the_endpoint_span_in_one_trace()
         .with(kit_log::TracingLayer::new(logger));
     let _default = tracing::subscriber::set_default(subscriber);
 
-    let ep = Tracing::new(tracing.provider().tracer("t"), "sum")
+    let ep = Chain::new()
+        .with(Named::new("sum"))
+        .with(Tracing::new(tracing.provider().tracer("t")))
         .wrap(endpoint_fn(|_cx: Context, n: i64| lookup(n)));
     assert_eq!(ep.call(Context::new(), 21).await.unwrap(), 42);
     // Outside any endpoint, an instrumented function starts a trace of its own.

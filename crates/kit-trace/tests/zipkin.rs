@@ -177,7 +177,7 @@ async fn unsampled_traces_export_nothing_and_a_missing_collector_does_not_hang_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_spans_tag_business_errors_and_mark_failures() {
-    use kit_core::{Context as KitContext, Endpoint, Error, Middleware, endpoint_fn};
+    use kit_core::{Chain, Context as KitContext, Endpoint, Error, Middleware, Named, endpoint_fn};
     let (addr, mut posted) = collector().await;
     let tracing = ZipkinTracing::new(
         "kit-test",
@@ -185,8 +185,10 @@ async fn endpoint_spans_tag_business_errors_and_mark_failures() {
         1.0,
     );
     let tracer = tracing.provider().tracer("t");
-    let ep = kit_trace::Tracing::new(tracer, "sum").wrap(endpoint_fn(
-        |cx: KitContext, n: i64| async move {
+    let ep = Chain::new()
+        .with(Named::new("sum"))
+        .with(kit_trace::Tracing::new(tracer))
+        .wrap(endpoint_fn(|cx: KitContext, n: i64| async move {
             // The endpoint runs in the span: it is the context's current span.
             assert!(kit_trace::current(&cx).is_some());
             match n {
@@ -195,8 +197,7 @@ async fn endpoint_spans_tag_business_errors_and_mark_failures() {
                     .with_source(std::io::Error::other("connect 10.0.0.7:5432: refused"))),
                 _ => Ok::<_, Error>(n),
             }
-        },
-    ));
+        }));
     assert!(ep.call(KitContext::new(), 0).await.is_err());
     assert!(ep.call(KitContext::new(), 1).await.is_err());
     assert_eq!(ep.call(KitContext::new(), 2).await.unwrap(), 2);
@@ -250,7 +251,9 @@ impl kit_core::Failer for SumReply {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_business_error_carried_in_a_reply_is_tagged_not_failed() {
-    use kit_core::{Context as KitContext, Endpoint, Error, Failing, Middleware, endpoint_fn};
+    use kit_core::{
+        Chain, Context as KitContext, Endpoint, Error, Failing, Middleware, Named, endpoint_fn,
+    };
     let (addr, mut posted) = collector().await;
     let tracing = ZipkinTracing::new(
         "kit-test",
@@ -258,20 +261,23 @@ async fn a_business_error_carried_in_a_reply_is_tagged_not_failed() {
         1.0,
     );
     let tracer = tracing.provider().tracer("t");
-    let sum = kit_trace::Tracing::new(tracer, "sum").wrap(Failing::new(endpoint_fn(
-        |_cx, (a, b): (i64, i64)| async move {
-            Ok::<_, Error>(match (a, b) {
-                (0, 0) => SumReply {
-                    v: 0,
-                    err: Some("can't sum two zeroes".into()),
-                },
-                _ => SumReply {
-                    v: a + b,
-                    err: None,
-                },
-            })
-        },
-    )));
+    let sum = Chain::new()
+        .with(Named::new("sum"))
+        .with(kit_trace::Tracing::new(tracer))
+        .wrap(Failing::new(endpoint_fn(
+            |_cx, (a, b): (i64, i64)| async move {
+                Ok::<_, Error>(match (a, b) {
+                    (0, 0) => SumReply {
+                        v: 0,
+                        err: Some("can't sum two zeroes".into()),
+                    },
+                    _ => SumReply {
+                        v: a + b,
+                        err: None,
+                    },
+                })
+            },
+        )));
     assert_eq!(sum.call(KitContext::new(), (1, 2)).await.unwrap().v, 3);
     let reply = sum.call(KitContext::new(), (0, 0)).await.unwrap();
     assert_eq!(reply.err.as_deref(), Some("can't sum two zeroes"));

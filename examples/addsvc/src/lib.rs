@@ -350,9 +350,8 @@ fn protected<L, M>(
     config: &Config,
     tracer: Option<&opentelemetry_sdk::trace::SdkTracer>,
 ) -> ServerStack<L, M, Protections, Deadline, ConcurrencyLimit> {
-    let name = stack.method();
     stack
-        .with(tracer.map(|tracer| Tracing::new(tracer.clone(), name)))
+        .with(tracer.map(|tracer| Tracing::new(tracer.clone())))
         .with(config.rate_limit.map(RateLimit::erroring))
         .with(config.breaker.then(Breaker::new))
         .timeout(config.call_timeout)

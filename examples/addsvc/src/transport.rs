@@ -8,7 +8,9 @@ use kit_client::balance::{Balanced, P2c};
 use kit_client::breaker::Breaker;
 use kit_client::limit::RateLimit;
 use kit_client::retry::Retry;
-use kit_core::{BoxEndpoint, Context, Endpoint, Error, ErrorKind, FixedEndpointer, Middleware};
+use kit_core::{
+    BoxEndpoint, Context, Endpoint, Error, ErrorKind, FixedEndpointer, Middleware, Named,
+};
 use kit_trace::{Propagation, ServerTracing, Tracing};
 use kit_transport_http::jsonrpc::{JsonRpcClient, JsonRpcServer, encode_result};
 use kit_transport_http::{Router, Server, ServerOptions, json};
@@ -521,8 +523,10 @@ impl AddClient {
         // Tracing: one span per call, over its attempts' CLIENT spans.
         let (sum, concat) = match &options.tracer {
             Some(tracer) => (
-                BoxEndpoint::new(Tracing::new(tracer.clone(), "sum").wrap(sum)),
-                BoxEndpoint::new(Tracing::new(tracer.clone(), "concat").wrap(concat)),
+                BoxEndpoint::new(Named::new("sum").wrap(Tracing::new(tracer.clone()).wrap(sum))),
+                BoxEndpoint::new(
+                    Named::new("concat").wrap(Tracing::new(tracer.clone()).wrap(concat)),
+                ),
             ),
             None => (sum, concat),
         };

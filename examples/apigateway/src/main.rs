@@ -259,7 +259,7 @@ impl Routes {
         Ok(ServerStack::new(name)
             .logging(self.logger.clone())
             .metrics(self.requests.clone(), self.durations.clone())?
-            .with(self.tracer.as_ref().map(|t| Tracing::new(t.clone(), name)))
+            .with(self.tracer.as_ref().map(|t| Tracing::new(t.clone())))
             .timeout(self.timeout)
             .wrap(balanced))
     }
