@@ -209,7 +209,9 @@ async fn one_trace_across_an_http_hop_and_a_grpc_hop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_rpc_requests_get_server_spans_from_the_same_entry_point() {
-    use kit_transport_http::jsonrpc::{JsonRpcServer, decode_params, encode_result};
+    use kit_transport_http::jsonrpc::{
+        JsonRpcClient, JsonRpcServer, decode_params, decode_result, encode_params, encode_result,
+    };
     let (addr, mut posted) = collector().await;
     let spans_url = || format!("http://{addr}/api/v2/spans").parse().unwrap();
     let caller = ZipkinTracing::new("caller", spans_url(), 1.0);
@@ -233,14 +235,22 @@ async fn json_rpc_requests_get_server_spans_from_the_same_entry_point() {
     tokio::spawn(listener.serve(server, std::future::pending()));
 
     // A traced caller POSTs one call, then a batch of two.
-    let call = traced_post(
-        caller.provider().tracer("caller"),
-        "rpc",
-        &format!("http://{rpc_addr}/rpc"),
+    // One call through kit's JSON-RPC client, its before hook injecting the trace context.
+    let url = format!("http://{rpc_addr}/rpc");
+    let caller_tracer = caller.provider().tracer("caller");
+    let sum = Tracing::client(caller_tracer.clone(), "sum").wrap(
+        JsonRpcClient::new(
+            url.parse().unwrap(),
+            "sum",
+            encode_params,
+            decode_result::<i64>,
+        )
+        .before(trace_http::inject(Propagation::default())),
     );
+    assert_eq!(sum.call(Context::new(), (1, 2)).await.unwrap(), 3);
+    // A batch of two, POSTed by hand (the client sends one call per request).
+    let call = traced_post(caller_tracer, "rpc", &url);
     let one = r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#;
-    let answer = call.call(Context::new(), one.into()).await.unwrap();
-    assert!(answer.contains(r#""result":3"#), "{answer}");
     let two = format!("[{one},{}]", one.replace("[1,2]", "[3,4]"));
     let answer = call.call(Context::new(), two).await.unwrap();
     assert!(answer.contains(r#""result":7"#), "{answer}");

@@ -456,3 +456,83 @@ async fn a_body_over_the_limit_gets_413_and_one_sent_too_slowly_408() {
     assert_eq!(rpc(&running, call).await.1.unwrap()["result"], 3);
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_servers_options_and_the_clients_hooks_run_around_json_rpc_calls() {
+    use kit_transport_http::{Finished, RequestInfo, ServerOptions};
+    struct Tenant(String);
+    let finished: Arc<Mutex<Vec<(u16, u64)>>> = Arc::default();
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let options = {
+        let (finished, errors) = (Arc::clone(&finished), Arc::clone(&errors));
+        ServerOptions::new()
+            .before(|cx, parts| match parts.headers.get("x-tenant") {
+                Some(t) => cx.with_value(Tenant(t.to_str().unwrap_or("").to_owned())),
+                None => cx,
+            })
+            .after(|cx, head| {
+                let path = cx.get::<RequestInfo>().map(|r| r.path().to_owned());
+                head.headers
+                    .insert("x-served-path", path.unwrap_or_default().parse().unwrap());
+            })
+            .error_handler(move |_cx, err| errors.lock().unwrap().push(err.message().to_owned()))
+            .finalizer(move |_cx, done: &Finished| {
+                finished
+                    .lock()
+                    .unwrap()
+                    .push((done.status.as_u16(), done.bytes_written));
+            })
+    };
+    let server = JsonRpcServer::new()
+        .method(
+            "tenant",
+            endpoint_fn(|cx: Context, ()| async move {
+                match cx.get::<Tenant>() {
+                    Some(Tenant(t)) if t == "nobody" => Err(Error::business("no such tenant")),
+                    Some(Tenant(t)) => Ok(t.clone()),
+                    None => Ok(String::new()),
+                }
+            }),
+            |_cx, _params| Ok(()),
+            encode_result,
+        )
+        .options(options);
+    let running = Running::serve(server).await;
+    let served_paths: Arc<Mutex<Vec<String>>> = Arc::default();
+    let client = |tenant: &'static str| {
+        let served_paths = Arc::clone(&served_paths);
+        JsonRpcClient::new(
+            running.url("/rpc"),
+            "tenant",
+            encode_params,
+            decode_result::<String>,
+        )
+        .before(move |_cx, request| {
+            request
+                .headers_mut()
+                .insert("x-tenant", tenant.parse().unwrap());
+        })
+        .after(move |_cx, head| {
+            let path = head
+                .headers
+                .get("x-served-path")
+                .map(|v| v.to_str().unwrap().to_owned());
+            served_paths.lock().unwrap().push(path.unwrap_or_default());
+        })
+    };
+    assert_eq!(
+        client("acme").call(Context::new(), ()).await.unwrap(),
+        "acme"
+    );
+    let err = client("nobody").call(Context::new(), ()).await.unwrap_err();
+    assert_eq!(err.message(), "no such tenant");
+    // The server's after hook set a header on both answers (a JSON-RPC error is a 200), the
+    // client's after hook read it; the error handler saw the call's error; the finalizer saw
+    // two 200s with their lengths.
+    assert_eq!(*served_paths.lock().unwrap(), ["/rpc", "/rpc"]);
+    assert_eq!(*errors.lock().unwrap(), ["no such tenant"]);
+    let finished = finished.lock().unwrap().clone();
+    assert_eq!(finished.iter().map(|f| f.0).collect::<Vec<_>>(), [200, 200]);
+    assert!(finished.iter().all(|f| f.1 > 0), "{finished:?}");
+    running.stop().await.unwrap();
+}

@@ -452,18 +452,24 @@ pub fn instance_clients(transport: Transport, addr: &str) -> Result<InstanceClie
             )
         }
         Transport::JsonRpc => (
-            BoxEndpoint::new(JsonRpcClient::new(
-                uri(addr, "/")?,
-                "sum",
-                |_cx, r: SumRequest| Ok(json!({"a": r.a, "b": r.b})),
-                |_cx, v| v_of(v),
-            )),
-            BoxEndpoint::new(JsonRpcClient::new(
-                uri(addr, "/")?,
-                "concat",
-                |_cx, r: ConcatRequest| Ok(json!({"a": r.a, "b": r.b})),
-                |_cx, v| v_of(v),
-            )),
+            BoxEndpoint::new(
+                JsonRpcClient::new(
+                    uri(addr, "/")?,
+                    "sum",
+                    |_cx, r: SumRequest| Ok(json!({"a": r.a, "b": r.b})),
+                    |_cx, v| v_of(v),
+                )
+                .before(kit_trace::http::inject(Propagation::default())),
+            ),
+            BoxEndpoint::new(
+                JsonRpcClient::new(
+                    uri(addr, "/")?,
+                    "concat",
+                    |_cx, r: ConcatRequest| Ok(json!({"a": r.a, "b": r.b})),
+                    |_cx, v| v_of(v),
+                )
+                .before(kit_trace::http::inject(Propagation::default())),
+            ),
         ),
         Transport::Grpc => {
             let failed = |err: String| Error::business(err);

@@ -99,6 +99,27 @@ impl<Req: Send + 'static, Resp: Send + 'static> JsonRpcClient<Req, Resp> {
         self.http = self.http.pool(pool);
         self
     }
+
+    /// Adds a hook that adjusts each outgoing HTTP request after encoding, as
+    /// [`Client::before`] does (go-kit's `ClientBefore`): headers such as trace context
+    /// (kit-trace's `http::inject`).
+    pub fn before(
+        mut self,
+        f: impl Fn(&Context, &mut http::Request<bytes::Bytes>) + Send + Sync + 'static,
+    ) -> Self {
+        self.http = self.http.before(f);
+        self
+    }
+
+    /// Adds a hook that reads each HTTP response's head before decoding, as [`Client::after`]
+    /// does (go-kit's `ClientAfter`).
+    pub fn after(
+        mut self,
+        f: impl Fn(&Context, &http::response::Parts) + Send + Sync + 'static,
+    ) -> Self {
+        self.http = self.http.after(f);
+        self
+    }
 }
 
 fn error_kind(error: &RpcError) -> ErrorKind {
