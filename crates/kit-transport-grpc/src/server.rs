@@ -228,7 +228,7 @@ where
     pub async fn serve(&self, request: Request<PReq>) -> Result<Response<PResp>, Status> {
         let options = &self.options.inner;
         let remote_addr = request.remote_addr();
-        let (metadata, extensions, message) = request.into_parts();
+        let (metadata, mut extensions, message) = request.into_parts();
         let mut cx = Context::new();
         if let Some(timeout) = metadata
             .get(GRPC_TIMEOUT)
@@ -237,7 +237,7 @@ where
         {
             cx = cx.with_timeout(timeout);
         }
-        let path = extensions.get::<CallPath>().map(|p| p.0.clone());
+        let path = extensions.remove::<CallPath>().map(|p| p.0);
         let info = RequestInfo::new(remote_addr, metadata, path);
         for before in &options.before {
             cx = before(cx, &info);
