@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(crate) struct Etcd {
     child: Option<Child>,
@@ -50,11 +50,21 @@ impl Etcd {
         let mut etcd = Etcd {
             child: None,
             dir,
-            client_port: free_port(),
-            peer_port: free_port(),
+            client_port: 0,
+            peer_port: 0,
         };
-        etcd.run().await;
-        Some(etcd)
+        // A port found free can be taken before etcd binds it (by another test's server, or as
+        // the local port of an outgoing connection); etcd then exits at once, and a first start
+        // tries fresh ports on fresh data.
+        for _ in 0..5 {
+            etcd.client_port = free_port();
+            etcd.peer_port = free_port();
+            let _ = std::fs::remove_dir_all(etcd.dir.join("data"));
+            if etcd.spawn_and_wait().await {
+                return Some(etcd);
+            }
+        }
+        panic!("etcd exited at every start:\n{}", etcd.log());
     }
 
     pub(crate) fn endpoint(&self) -> String {
@@ -65,9 +75,27 @@ impl Etcd {
         vec![self.endpoint()]
     }
 
-    /// Starts (again) on the same ports and data, and waits until it answers.
+    /// Starts again on the same ports and data, and waits until it answers; an early exit
+    /// (a port taken while it was down) is tried again a few times.
     pub(crate) async fn run(&mut self) {
+        for _ in 0..5 {
+            if self.spawn_and_wait().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("etcd exited at every start:\n{}", self.log());
+    }
+
+    /// Spawns etcd and waits up to 30 s for it to answer: true once it does, false if it exits
+    /// first; a panic, with its log, if it neither answers nor exits.
+    async fn spawn_and_wait(&mut self) -> bool {
         let (cp, pp) = (self.client_port, self.peer_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("etcd.log"))
+            .unwrap();
         let child = Command::new(binary().unwrap())
             .args(["--name", "t", "--data-dir"])
             .arg(self.dir.join("data"))
@@ -88,20 +116,38 @@ impl Etcd {
                 "--log-level",
                 "error",
             ])
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("etcd starts");
         self.child = Some(child);
-        for _ in 0..200 {
-            if let Ok(mut client) = etcd_client::Client::connect(self.endpoints(), None).await
-                && client.get("ready", None).await.is_ok()
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Some(child) = self.child.as_mut()
+                && child.try_wait().is_ok_and(|status| status.is_some())
             {
-                return;
+                self.child = None;
+                return false;
+            }
+            let ask = async {
+                let mut client = etcd_client::Client::connect(self.endpoints(), None).await?;
+                client.get("ready", None).await
+            };
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), ask).await {
+                return true;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("etcd did not come up on {}", self.endpoint());
+        panic!(
+            "etcd did not come up on {} in 30 s:\n{}",
+            self.endpoint(),
+            self.log()
+        );
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("etcd.log")).unwrap_or_default()
     }
 
     /// Kills it (as a crash would) and waits for it to be gone.

@@ -45,28 +45,45 @@ impl ZooKeeper {
             eprintln!("SKIP: zookeeper not installed");
             return None;
         }
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("kit-sd-zk-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("kit-sd-zk-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
+        let mut zk = ZooKeeper {
+            child: None,
+            dir,
+            port: 0,
+        };
+        // A port found free can be taken before the server binds it (by another test's server,
+        // or as the local port of an outgoing connection); it then exits, and a first start
+        // tries a fresh port.
+        for _ in 0..5 {
+            zk.port = free_port();
+            zk.write_config();
+            if zk.spawn_and_wait().await {
+                return Some(zk);
+            }
+        }
+        panic!("zookeeper exited at every start:\n{}", zk.log());
+    }
+
+    fn write_config(&self) {
         // tickTime 500 ms: session timeouts from 1 s to 10 s, short enough for tests.
         let config = format!(
             "tickTime=500\n\
              dataDir={}\n\
-             clientPort={port}\n\
+             clientPort={}\n\
              clientPortAddress=127.0.0.1\n\
              admin.enableServer=false\n\
              4lw.commands.whitelist=*\n\
              maxClientCnxns=0\n",
-            dir.join("data").display()
+            self.dir.join("data").display(),
+            self.port
         );
-        std::fs::write(dir.join("zoo.cfg"), config).unwrap();
-        let mut zk = ZooKeeper {
-            child: None,
-            dir,
-            port,
-        };
-        zk.run().await;
-        Some(zk)
+        std::fs::write(self.dir.join("zoo.cfg"), config).unwrap();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("zookeeper.log")).unwrap_or_default()
     }
 
     pub(crate) fn endpoint(&self) -> String {
@@ -77,10 +94,23 @@ impl ZooKeeper {
         vec![self.endpoint()]
     }
 
-    /// Starts (again) on the same port and data, and waits until it serves: `ruok` answers
+    /// Starts (again) on the same port and data, and waits until it serves (an early exit, a port
+    /// taken while it was down, is tried again a few times): `ruok` answers
     /// `imok` as soon as the port is open, but sessions are refused ("ZooKeeperServer not
     /// running") for a moment more, until `srvr` reports a mode.
     pub(crate) async fn run(&mut self) {
+        for _ in 0..5 {
+            if self.spawn_and_wait().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("zookeeper exited at every start:\n{}", self.log());
+    }
+
+    /// Spawns the server and waits up to 30 s for it to serve: true once it does, false if it
+    /// exits first; a panic, with its log, if it does neither.
+    async fn spawn_and_wait(&mut self) -> bool {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -99,18 +129,27 @@ impl ZooKeeper {
         self.child = Some(child);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
+            if let Some(child) = self.child.as_mut()
+                && child.try_wait().is_ok_and(|status| status.is_some())
+            {
+                self.child = None;
+                return false;
+            }
             if self.four_letters("ruok").await.as_deref() == Some("imok")
                 && self
                     .four_letters("srvr")
                     .await
                     .is_some_and(|answer| answer.contains("Mode: "))
             {
-                return;
+                return true;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let log = std::fs::read_to_string(self.dir.join("zookeeper.log")).unwrap_or_default();
-        panic!("zookeeper did not come up on {}:\n{log}", self.endpoint());
+        panic!(
+            "zookeeper did not come up on {} in 30 s:\n{}",
+            self.endpoint(),
+            self.log()
+        );
     }
 
     /// A four-letter command's answer, if any within a second.
