@@ -63,6 +63,13 @@ pub mod balance;
 #[cfg(feature = "breaker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "breaker")))]
 pub mod breaker;
+#[cfg(any(
+    feature = "balance",
+    feature = "breaker",
+    feature = "limit",
+    feature = "retry"
+))]
+mod clock;
 #[cfg(feature = "limit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limit")))]
 pub mod limit;

@@ -16,6 +16,8 @@ pub(crate) struct Window {
     base: Instant,
     /// The bucket epoch (time since `base` / `width`) last written.
     head: u64,
+    /// When the head bucket ends: until then a write needs no division (most writes).
+    head_end: Instant,
 }
 
 impl Window {
@@ -28,12 +30,16 @@ impl Window {
             width_ns: nanos(width),
             base: now,
             head: 0,
+            head_end: now + width,
         }
     }
 
     fn advance(&mut self, now: Instant) -> usize {
-        let epoch = nanos(now.saturating_duration_since(self.base)) / self.width_ns;
         let len = self.buckets.len() as u64;
+        if now < self.head_end {
+            return (self.head % len) as usize;
+        }
+        let epoch = nanos(now.saturating_duration_since(self.base)) / self.width_ns;
         if epoch > self.head {
             // Clear every bucket time has passed over since the last write, at most all.
             let stale = (epoch - self.head).min(len);
@@ -41,6 +47,12 @@ impl Window {
                 self.buckets[((self.head + step) % len) as usize] = [0; 2];
             }
             self.head = epoch;
+            // Past the clock's range (centuries away) the division runs on every write.
+            self.head_end = epoch
+                .checked_add(1)
+                .and_then(|next| next.checked_mul(self.width_ns))
+                .and_then(|end| self.base.checked_add(Duration::from_nanos(end)))
+                .unwrap_or(now);
         }
         (self.head % len) as usize
     }
@@ -90,5 +102,18 @@ mod tests {
         // A long silence clears everything and the window works on.
         w.add(t0 + Duration::from_secs(1000), 0, 1);
         assert_eq!(w.sums(t0 + Duration::from_secs(1000)), [1, 0]);
+    }
+
+    #[test]
+    fn a_write_at_a_bucket_end_goes_to_the_next_bucket() {
+        let t0 = Instant::now();
+        let mut w = Window::new(Duration::from_secs(10), 10, t0);
+        let end = t0 + Duration::from_secs(1);
+        w.add(end - Duration::from_nanos(1), 0, 1);
+        w.add(end, 1, 1);
+        assert_eq!(w.sums(end), [1, 1]);
+        // Ten seconds on, the first bucket has left and the second has not.
+        assert_eq!(w.sums(t0 + Duration::from_secs(10)), [0, 1]);
+        assert_eq!(w.sums(t0 + Duration::from_secs(11)), [0, 0]);
     }
 }

@@ -97,3 +97,42 @@ fn replaced_endpoints_are_dropped_outside_the_lock() {
         .expect("publish returned");
     assert_eq!(set.endpoints().unwrap().len(), 1);
 }
+
+/// An endpointer that only implements `endpoints`: `is_current` is the trait's default.
+struct OnlyEndpoints(EndpointSet<(), u32>);
+
+impl Endpointer<(), u32> for OnlyEndpoints {
+    fn endpoints(&self) -> Result<kit_core::Endpoints<(), u32>, Error> {
+        self.0.endpoints()
+    }
+}
+
+#[test]
+fn is_current_holds_until_another_set_is_published_or_the_set_fails() {
+    let fixed = FixedEndpointer::new(vec![constant(1)]);
+    let snapshot = fixed.endpoints().unwrap();
+    assert!(fixed.is_current(&snapshot));
+    let same_members: kit_core::Endpoints<(), u32> = snapshot.iter().cloned().collect();
+    assert!(!fixed.is_current(&same_members), "a copy is another set");
+
+    let publisher = EndpointSet::new();
+    let default = OnlyEndpoints(publisher.clone());
+    // Through an Arc<dyn Endpointer>, as balancers often hold one: the override is used.
+    let shared: Arc<dyn Endpointer<(), u32>> = Arc::new(publisher.clone());
+    for reader in [&shared as &dyn Endpointer<(), u32>, &default] {
+        assert!(!reader.is_current(&snapshot), "nothing published yet");
+    }
+    publisher.publish(Arc::clone(&snapshot));
+    for reader in [&shared as &dyn Endpointer<(), u32>, &default] {
+        assert!(reader.is_current(&snapshot));
+    }
+    publisher.publish(vec![constant(1)]);
+    for reader in [&shared as &dyn Endpointer<(), u32>, &default] {
+        assert!(!reader.is_current(&snapshot), "replaced");
+    }
+    let current = shared.endpoints().unwrap();
+    publisher.fail(Error::unavailable("discovery down"));
+    for reader in [&shared as &dyn Endpointer<(), u32>, &default] {
+        assert!(!reader.is_current(&current), "failed");
+    }
+}

@@ -282,4 +282,8 @@ where
     fn endpoints(&self) -> Result<Endpoints<Req, Resp>, Error> {
         self.set.endpoints()
     }
+
+    fn is_current(&self, seen: &Endpoints<Req, Resp>) -> bool {
+        self.set.is_current(seen)
+    }
 }

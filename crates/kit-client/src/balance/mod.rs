@@ -28,6 +28,7 @@ mod random;
 mod round_robin;
 
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::{Mutex, PoisonError};
 
@@ -51,29 +52,41 @@ pub trait Balancer<Req, Resp>: Send + Sync + 'static {
 /// What a [`Balancer`] picked: the endpoint, and for a load-aware balancer the record of the
 /// call's load, which ends with the call.
 pub struct Pick<Req, Resp> {
-    endpoint: BoxEndpoint<Req, Resp>,
-    load: Option<p2c::InFlight>,
+    chosen: Chosen<Req, Resp>,
+}
+
+enum Chosen<Req, Resp> {
+    Plain(BoxEndpoint<Req, Resp>),
+    Loaded(p2c::InFlight<Req, Resp>),
 }
 
 impl<Req, Resp> Pick<Req, Resp> {
     /// A pick of `endpoint` that records nothing (what a balancer that keeps no load gives).
     pub fn new(endpoint: BoxEndpoint<Req, Resp>) -> Self {
         Pick {
-            endpoint,
-            load: None,
+            chosen: Chosen::Plain(endpoint),
+        }
+    }
+
+    fn loaded(in_flight: p2c::InFlight<Req, Resp>) -> Self {
+        Pick {
+            chosen: Chosen::Loaded(in_flight),
         }
     }
 
     /// The endpoint picked.
     pub fn endpoint(&self) -> &BoxEndpoint<Req, Resp> {
-        &self.endpoint
+        match &self.chosen {
+            Chosen::Plain(endpoint) => endpoint,
+            Chosen::Loaded(in_flight) => in_flight.endpoint(),
+        }
     }
 }
 
 impl<Req, Resp> fmt::Debug for Pick<Req, Resp> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pick")
-            .field("load_aware", &self.load.is_some())
+            .field("load_aware", &matches!(self.chosen, Chosen::Loaded(_)))
             .finish_non_exhaustive()
     }
 }
@@ -144,27 +157,32 @@ where
 {
     type Response = Resp;
 
-    async fn call(&self, cx: Context, req: Req) -> Result<Resp, Error> {
-        // Under a retry: keep a handle on the context's record of tried endpoints (the context
-        // itself goes to the endpoint).
-        let retried = cx.get::<Tried<Req, Resp>>().is_some().then(|| cx.clone());
-        let tried = retried.as_ref().and_then(Context::get::<Tried<Req, Resp>>);
-        let mut pick = match tried {
-            None => self.balancer.pick(&[])?,
-            Some(tried) => self.balancer.pick(&tried.lock())?,
-        };
-        if let Some(load) = &mut pick.load {
-            load.start();
-        }
-        let result = pick.endpoint.call(cx, req).await;
-        // Only a failed attempt is followed by another: a success records nothing.
-        if let (Err(_), Some(tried)) = (&result, tried) {
-            tried.lock().push(pick.endpoint.clone());
-        }
-        if let Some(load) = pick.load {
-            load.finish(Outcome::of_call(&pick.endpoint, &result));
-        }
-        result
+    fn call(&self, cx: Context, req: Req) -> impl Future<Output = Result<Resp, Error>> + Send {
+        // Time holds still within each poll: the layers below share one clock read.
+        crate::clock::held(async move {
+            // Under a retry: keep a handle on the context's record of tried endpoints (the context
+            // itself goes to the endpoint).
+            let retried = cx.get::<Tried<Req, Resp>>().is_some().then(|| cx.clone());
+            let tried = retried.as_ref().and_then(Context::get::<Tried<Req, Resp>>);
+            let mut pick = match tried {
+                None => self.balancer.pick(&[])?,
+                Some(tried) => self.balancer.pick(&tried.lock())?,
+            };
+            if let Chosen::Loaded(in_flight) = &mut pick.chosen {
+                in_flight.start();
+            }
+            let endpoint = pick.endpoint();
+            let result = endpoint.call(cx, req).await;
+            // Only a failed attempt is followed by another: a success records nothing.
+            if let (Err(_), Some(tried)) = (&result, tried) {
+                tried.lock().push(endpoint.clone());
+            }
+            if let Chosen::Loaded(in_flight) = pick.chosen {
+                let outcome = Outcome::of_call(in_flight.endpoint(), &result);
+                in_flight.finish(outcome);
+            }
+            result
+        })
     }
 }
 

@@ -38,13 +38,14 @@ use super::{Balancer, Pick, current, untried};
 /// ```
 pub struct P2c<D, Req, Resp> {
     endpointer: D,
-    cache: RwLock<Cache<Req, Resp>>,
+    cache: RwLock<Option<Arc<Set<Req, Resp>>>>,
     clock: Clock,
 }
 
-/// The loads of the last set seen, index for index.
-struct Cache<Req, Resp> {
-    endpoints: Option<Endpoints<Req, Resp>>,
+/// The last set seen and its endpoints' loads, index for index. A pick holds the set (one
+/// reference count) rather than its endpoint and load (two).
+pub(super) struct Set<Req, Resp> {
+    endpoints: Endpoints<Req, Resp>,
     loads: Vec<Arc<Load>>,
 }
 
@@ -59,7 +60,7 @@ struct Clock {
 
 impl Clock {
     fn now_ns(&self) -> u64 {
-        Instant::now()
+        crate::clock::now()
             .saturating_duration_since(self.base)
             .as_nanos()
             .try_into()
@@ -132,15 +133,21 @@ impl Load {
     }
 }
 
-/// A call in flight on one endpoint: counted until dropped; [`InFlight::finish`] also records
-/// its latency.
-pub(super) struct InFlight {
-    load: Arc<Load>,
+/// A call in flight on one endpoint of a set: counted until dropped; [`InFlight::finish`]
+/// also records its latency.
+pub(super) struct InFlight<Req, Resp> {
+    set: Arc<Set<Req, Resp>>,
+    index: usize,
     clock: Clock,
     start_ns: u64,
 }
 
-impl InFlight {
+impl<Req, Resp> InFlight<Req, Resp> {
+    /// The endpoint called.
+    pub(super) fn endpoint(&self) -> &BoxEndpoint<Req, Resp> {
+        &self.set.endpoints[self.index]
+    }
+
     /// Starts the call's clock: the latency sample runs from here to [`InFlight::finish`].
     pub(super) fn start(&mut self) {
         self.start_ns = self.clock.now_ns();
@@ -152,13 +159,15 @@ impl InFlight {
         if outcome == Outcome::Failure {
             took = took.max(self.clock.failure_penalty_ns);
         }
-        self.load.observe(&self.clock, now, took);
+        self.set.loads[self.index].observe(&self.clock, now, took);
     }
 }
 
-impl Drop for InFlight {
+impl<Req, Resp> Drop for InFlight<Req, Resp> {
     fn drop(&mut self) {
-        self.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.set.loads[self.index]
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -168,10 +177,7 @@ impl<D, Req, Resp> P2c<D, Req, Resp> {
     pub fn new(endpointer: D) -> Self {
         P2c {
             endpointer,
-            cache: RwLock::new(Cache {
-                endpoints: None,
-                loads: Vec::new(),
-            }),
+            cache: RwLock::new(None),
             clock: Clock {
                 base: Instant::now(),
                 decay_ns: nanos(Duration::from_secs(10)),
@@ -224,23 +230,29 @@ where
     Resp: 'static,
 {
     fn pick(&self, tried: &[BoxEndpoint<Req, Resp>]) -> Result<Pick<Req, Resp>, Error> {
-        let endpoints = current(&self.endpointer)?;
         {
             let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(seen) = &cache.endpoints
-                && Arc::ptr_eq(seen, &endpoints)
+            if let Some(set) = &*cache
+                && self.endpointer.is_current(&set.endpoints)
             {
-                return Ok(self.choose(&endpoints, &cache.loads, tried));
+                return Ok(self.choose(Arc::clone(set), tried));
             }
         }
+        // A new set (or none yet): its loads are made once, by whichever pick gets here first.
+        let endpoints = current(&self.endpointer)?;
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
-        let loads = self.loads_for(&cache, &endpoints, self.clock.now_ns());
-        let pick = self.choose(&endpoints, &loads, tried);
-        *cache = Cache {
-            endpoints: Some(endpoints),
-            loads,
-        };
-        Ok(pick)
+        if let Some(set) = &*cache
+            && Arc::ptr_eq(&set.endpoints, &endpoints)
+        {
+            return Ok(self.choose(Arc::clone(set), tried));
+        }
+        let set = Arc::new(Set {
+            loads: self.loads_for(cache.as_deref(), &endpoints, self.clock.now_ns()),
+            endpoints,
+        });
+        *cache = Some(Arc::clone(&set));
+        drop(cache);
+        Ok(self.choose(set, tried))
     }
 }
 
@@ -249,16 +261,17 @@ impl<D, Req, Resp> P2c<D, Req, Resp> {
     /// at the mean estimate of the set seen last (or the default).
     fn loads_for(
         &self,
-        cache: &Cache<Req, Resp>,
+        last: Option<&Set<Req, Resp>>,
         endpoints: &Endpoints<Req, Resp>,
         now: u64,
     ) -> Vec<Arc<Load>> {
-        let old = cache.endpoints.as_deref().unwrap_or(&[]);
-        let start = match cache.loads.len() {
+        let (old, old_loads) = last.map_or((&[][..], &[][..]), |set| {
+            (&set.endpoints[..], &set.loads[..])
+        });
+        let start = match old_loads.len() {
             0 => self.clock.default_rtt_ns,
             n => {
-                cache
-                    .loads
+                old_loads
                     .iter()
                     .map(|l| l.rtt_at(&self.clock, now))
                     .sum::<f64>()
@@ -269,7 +282,7 @@ impl<D, Req, Resp> P2c<D, Req, Resp> {
             .iter()
             .map(
                 |endpoint| match old.iter().position(|o| o.ptr_eq(endpoint)) {
-                    Some(i) => Arc::clone(&cache.loads[i]),
+                    Some(i) => Arc::clone(&old_loads[i]),
                     None => Arc::new(Load::new(start, now)),
                 },
             )
@@ -278,40 +291,44 @@ impl<D, Req, Resp> P2c<D, Req, Resp> {
 
     fn choose(
         &self,
-        endpoints: &Endpoints<Req, Resp>,
-        loads: &[Arc<Load>],
+        set: Arc<Set<Req, Resp>>,
         tried: &[BoxEndpoint<Req, Resp>],
     ) -> Pick<Req, Resp> {
-        let left = untried(endpoints, tried);
+        let left = untried(&set.endpoints, tried);
         let at = |k: usize| left.as_ref().map_or(k, |left| left[k]);
-        let m = left.as_ref().map_or(endpoints.len(), Vec::len);
+        let m = left.as_ref().map_or(set.endpoints.len(), Vec::len);
         let i = if m == 1 {
             at(0)
         } else {
-            let a = fastrand::usize(..m);
-            let mut b = fastrand::usize(..m - 1);
-            if b >= a {
-                b += 1;
-            }
+            let (a, b) = two_draws(fastrand::u64(..), m);
             let (a, b) = (at(a), at(b));
-            if loads[b].cheaper_than(&loads[a], &self.clock) {
+            if set.loads[b].cheaper_than(&set.loads[a], &self.clock) {
                 b
             } else {
                 a
             }
         };
-        let load = Arc::clone(&loads[i]);
-        load.in_flight.fetch_add(1, Ordering::Relaxed);
-        Pick {
-            endpoint: endpoints[i].clone(),
-            load: Some(InFlight {
-                load,
-                clock: self.clock,
-                // Set when the call starts (`InFlight::start`): the pick itself reads no clock.
-                start_ns: 0,
-            }),
-        }
+        set.loads[i].in_flight.fetch_add(1, Ordering::Relaxed);
+        Pick::loaded(InFlight {
+            set,
+            index: i,
+            clock: self.clock,
+            // Set when the call starts (`InFlight::start`): the pick itself reads no clock.
+            start_ns: 0,
+        })
     }
+}
+
+/// Two distinct indexes below `m` (at least 2) from one random word: each half of the word
+/// scaled by multiply-shift (a bias of at most m / 2^32, nothing for a set of endpoints).
+fn two_draws(r: u64, m: usize) -> (usize, usize) {
+    let m = m as u64;
+    let a = ((r & 0xffff_ffff) * m) >> 32;
+    let mut b = ((r >> 32) * (m - 1)) >> 32;
+    if b >= a {
+        b += 1;
+    }
+    (a as usize, b as usize)
 }
 
 #[cfg(test)]
@@ -343,6 +360,26 @@ mod tests {
     }
 
     #[test]
+    fn two_draws_cover_every_pair_evenly() {
+        // Three endpoints: each of the six ordered pairs about a sixth of the time.
+        let mut seen = [[0u32; 3]; 3];
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..60_000 {
+            let (a, b) = two_draws(rng.u64(..), 3);
+            seen[a][b] += 1;
+        }
+        for (a, row) in seen.iter().enumerate() {
+            for (b, &n) in row.iter().enumerate() {
+                if a == b {
+                    assert_eq!(n, 0);
+                } else {
+                    assert!((9_000..11_000).contains(&n), "pair ({a}, {b}): {n}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_fresher_sample_wins_over_a_decayed_one_only_when_it_costs_less_now() {
         let c = clock();
         // 10 ms measured 10 s ago is 3.7 ms now: cheaper than 5 ms measured just now.
@@ -359,6 +396,12 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn two_draws_are_distinct_and_in_range(r in any::<u64>(), m in 2usize..100_000) {
+            let (a, b) = two_draws(r, m);
+            prop_assert!(a < m && b < m && a != b);
+        }
+
         #[test]
         fn the_clockless_comparison_agrees_with_costs_read_at_any_common_instant(
             rtt_a in 0.0f64..1e10, at_a in 0u64..1_000_000_000_000, pending_a in 0u32..100,

@@ -23,6 +23,7 @@
 mod circuit;
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -229,7 +230,7 @@ impl Shared {
             );
         }
         let mut circuit = self.lock();
-        let admitted = circuit.admit(Instant::now());
+        let admitted = circuit.admit(crate::clock::now());
         if admitted.1.is_some() {
             self.publish(&circuit);
         }
@@ -238,7 +239,7 @@ impl Shared {
 
     fn record(&self, admission: Admission, failure: bool) -> Option<(State, State)> {
         let mut circuit = self.lock();
-        let change = circuit.record(Instant::now(), admission, failure);
+        let change = circuit.record(crate::clock::now(), admission, failure);
         if change.is_some() {
             self.publish(&circuit);
         }
@@ -290,23 +291,30 @@ where
 {
     type Response = E::Response;
 
-    async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
-        let (admission, change) = self.shared.admit();
-        self.changed(change);
-        let Some(admission) = admission else {
-            return Err(Error::unavailable("circuit breaker is open")
-                .with_source(crate::NotSent { by: "breaker" }));
-        };
-        let mut admitted = Admitted {
-            shared: &self.shared,
-            admission: Some(admission),
-        };
-        let result = self.inner.call(cx, req).await;
-        admitted.admission = None;
-        let failure = Outcome::of_call(&self.inner, &result) == Outcome::Failure;
-        let change = self.shared.record(admission, failure);
-        self.changed(change);
-        result
+    fn call(
+        &self,
+        cx: Context,
+        req: Req,
+    ) -> impl Future<Output = Result<E::Response, Error>> + Send {
+        // Time holds still within each poll: the layers below share one clock read.
+        crate::clock::held(async move {
+            let (admission, change) = self.shared.admit();
+            self.changed(change);
+            let Some(admission) = admission else {
+                return Err(Error::unavailable("circuit breaker is open")
+                    .with_source(crate::NotSent { by: "breaker" }));
+            };
+            let mut admitted = Admitted {
+                shared: &self.shared,
+                admission: Some(admission),
+            };
+            let result = self.inner.call(cx, req).await;
+            admitted.admission = None;
+            let failure = Outcome::of_call(&self.inner, &result) == Outcome::Failure;
+            let change = self.shared.record(admission, failure);
+            self.changed(change);
+            result
+        })
     }
 
     fn failed(&self, response: &E::Response) -> Option<Error> {

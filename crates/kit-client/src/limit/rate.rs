@@ -49,7 +49,7 @@ impl Clock for TokioClock {
     type Instant = Tick;
 
     fn now(&self) -> Tick {
-        let since = Instant::now().saturating_duration_since(self.base);
+        let since = crate::clock::now().saturating_duration_since(self.base);
         Tick(since.as_nanos().try_into().unwrap_or(u64::MAX))
     }
 }
@@ -160,36 +160,43 @@ where
 {
     type Response = E::Response;
 
-    async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
-        loop {
-            let wait = match self.limit.take() {
-                Ok(()) => break,
-                Err(wait) => wait,
-            };
-            if !self.limit.delaying {
-                return Err(Error::overloaded("rate limit exceeded").with_source(NOT_SENT));
-            }
-            if cx.remaining().is_some_and(|left| wait > left) {
-                return Err(Error::overloaded(format!(
-                    "rate limit exceeded: the wait of {wait:?} would pass the deadline"
-                ))
-                .with_source(NOT_SENT));
-            }
-            // Another caller may take the token first: wait, then try again.
-            let mut sleep = pin!(tokio::time::sleep(wait));
-            let mut done = pin!(cx.done());
-            let ended = poll_fn(|task| {
-                if sleep.as_mut().poll(task).is_ready() {
-                    return Poll::Ready(None);
+    fn call(
+        &self,
+        cx: Context,
+        req: Req,
+    ) -> impl Future<Output = Result<E::Response, Error>> + Send {
+        // Time holds still within each poll: the layers below share one clock read.
+        crate::clock::held(async move {
+            loop {
+                let wait = match self.limit.take() {
+                    Ok(()) => break,
+                    Err(wait) => wait,
+                };
+                if !self.limit.delaying {
+                    return Err(Error::overloaded("rate limit exceeded").with_source(NOT_SENT));
                 }
-                done.as_mut().poll(task).map(Some)
-            })
-            .await;
-            if let Some(err) = ended {
-                return Err(err);
+                if cx.remaining().is_some_and(|left| wait > left) {
+                    return Err(Error::overloaded(format!(
+                        "rate limit exceeded: the wait of {wait:?} would pass the deadline"
+                    ))
+                    .with_source(NOT_SENT));
+                }
+                // Another caller may take the token first: wait, then try again.
+                let mut sleep = pin!(tokio::time::sleep(wait));
+                let mut done = pin!(cx.done());
+                let ended = poll_fn(|task| {
+                    if sleep.as_mut().poll(task).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                    done.as_mut().poll(task).map(Some)
+                })
+                .await;
+                if let Some(err) = ended {
+                    return Err(err);
+                }
             }
-        }
-        self.inner.call(cx, req).await
+            self.inner.call(cx, req).await
+        })
     }
 
     fn failed(&self, response: &E::Response) -> Option<Error> {

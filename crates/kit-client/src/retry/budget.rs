@@ -66,12 +66,12 @@ impl Budget {
 
     /// Records a call.
     pub fn deposit(&self) {
-        self.lock().add(Instant::now(), DEPOSITS, 1);
+        self.lock().add(crate::clock::now(), DEPOSITS, 1);
     }
 
     /// Takes one retry from the budget; `false` when it is spent.
     pub fn withdraw(&self) -> bool {
-        let now = Instant::now();
+        let now = crate::clock::now();
         let mut window = self.lock();
         let [deposits, withdrawals] = window.sums(now);
         if (withdrawals + 1) as f64 > self.floor + self.ratio * deposits as f64 {

@@ -223,73 +223,80 @@ where
 {
     type Response = E::Response;
 
-    async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
-        let retry = &self.retry;
-        retry.budget.deposit();
-        let cx = match retry.timeout {
-            Some(timeout) => cx.with_timeout(timeout),
-            None => cx,
-        };
-        // The balancers below read which endpoints this call has tried.
-        #[cfg(feature = "balance")]
-        let cx = cx.with_value(crate::balance::Tried::<Req, E::Response>::new());
-        let mut req = Some(req);
-        let mut errors = Vec::new();
-        let mut replacement = None;
-        let mut attempt = 0;
-        let stopped = loop {
-            attempt += 1;
-            let last = attempt >= retry.max_attempts;
-            let this = match (last, &mut req) {
-                (false, Some(req)) => req.clone(),
-                (_, req) => match req.take() {
-                    Some(req) => req,
-                    None => break Stopped::MaxAttempts,
-                },
+    fn call(
+        &self,
+        cx: Context,
+        req: Req,
+    ) -> impl Future<Output = Result<E::Response, Error>> + Send {
+        // Time holds still within each poll: the layers below share one clock read.
+        crate::clock::held(async move {
+            let retry = &self.retry;
+            retry.budget.deposit();
+            let cx = match retry.timeout {
+                Some(timeout) => cx.with_timeout(timeout),
+                None => cx,
             };
-            let attempt_cx = match retry.attempt_timeout {
-                Some(timeout) => cx.clone().with_timeout(timeout),
-                None => cx.clone(),
-            };
-            let err = match self.inner.call(attempt_cx, this).await {
-                Ok(response) => return Ok(response),
-                Err(err) => err,
-            };
-            let retryable = err.is_retryable();
-            // Refused before sending: retrying costs the callee nothing, so no budget.
-            let not_sent = crate::NotSent::is_source_of(&err);
-            errors.push(err);
-            if !retryable {
-                break Stopped::NotRetryable;
-            }
-            if last {
-                break Stopped::MaxAttempts;
-            }
-            if let Some(on_error) = &retry.on_error {
-                match on_error(attempt, &errors[errors.len() - 1]) {
-                    Decision::Retry => {}
-                    Decision::Stop => break Stopped::Callback,
-                    Decision::StopWith(err) => {
-                        replacement = Some(err);
-                        break Stopped::Callback;
+            // The balancers below read which endpoints this call has tried.
+            #[cfg(feature = "balance")]
+            let cx = cx.with_value(crate::balance::Tried::<Req, E::Response>::new());
+            let mut req = Some(req);
+            let mut errors = Vec::new();
+            let mut replacement = None;
+            let mut attempt = 0;
+            let stopped = loop {
+                attempt += 1;
+                let last = attempt >= retry.max_attempts;
+                let this = match (last, &mut req) {
+                    (false, Some(req)) => req.clone(),
+                    (_, req) => match req.take() {
+                        Some(req) => req,
+                        None => break Stopped::MaxAttempts,
+                    },
+                };
+                let attempt_cx = match retry.attempt_timeout {
+                    Some(timeout) => cx.clone().with_timeout(timeout),
+                    None => cx.clone(),
+                };
+                let err = match self.inner.call(attempt_cx, this).await {
+                    Ok(response) => return Ok(response),
+                    Err(err) => err,
+                };
+                let retryable = err.is_retryable();
+                // Refused before sending: retrying costs the callee nothing, so no budget.
+                let not_sent = crate::NotSent::is_source_of(&err);
+                errors.push(err);
+                if !retryable {
+                    break Stopped::NotRetryable;
+                }
+                if last {
+                    break Stopped::MaxAttempts;
+                }
+                if let Some(on_error) = &retry.on_error {
+                    match on_error(attempt, &errors[errors.len() - 1]) {
+                        Decision::Retry => {}
+                        Decision::Stop => break Stopped::Callback,
+                        Decision::StopWith(err) => {
+                            replacement = Some(err);
+                            break Stopped::Callback;
+                        }
                     }
                 }
-            }
-            let delay = retry.backoff.delay(attempt);
-            if cx.err().is_some() || cx.remaining().is_some_and(|left| delay >= left) {
-                break Stopped::Deadline;
-            }
-            if !not_sent && !retry.budget.withdraw() {
-                break Stopped::Budget;
-            }
-            if !wait(&cx, delay).await {
-                break Stopped::Deadline;
-            }
-        };
-        Err(match replacement {
-            Some(err) if std::error::Error::source(&err).is_some() => err,
-            Some(err) => err.with_source(Attempts { errors, stopped }),
-            None => failed(errors, stopped),
+                let delay = retry.backoff.delay(attempt);
+                if cx.err().is_some() || cx.remaining().is_some_and(|left| delay >= left) {
+                    break Stopped::Deadline;
+                }
+                if !not_sent && !retry.budget.withdraw() {
+                    break Stopped::Budget;
+                }
+                if !wait(&cx, delay).await {
+                    break Stopped::Deadline;
+                }
+            };
+            Err(match replacement {
+                Some(err) if std::error::Error::source(&err).is_some() => err,
+                Some(err) => err.with_source(Attempts { errors, stopped }),
+                None => failed(errors, stopped),
+            })
         })
     }
 
