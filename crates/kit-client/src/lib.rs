@@ -27,6 +27,14 @@
 //! The retry sits above the balancer so that a retry goes to another instance; each instance
 //! has its own breaker, so one bad instance is cut off, not the service.
 //!
+//! # Time
+//!
+//! Every layer reads tokio's clock, so a paused test clock pauses budgets, windows, buckets
+//! and latency estimates alike. While a kit-client layer polls a call, time holds still on
+//! that thread: the layers under it share one clock read per poll rather than taking one each.
+//! Work done synchronously within one poll therefore takes no time as they see it; a remote
+//! call, which awaits its reply, is measured from before its request to after its reply.
+//!
 //! ```
 //! # #[cfg(all(feature = "balance", feature = "retry", feature = "breaker"))]
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
