@@ -89,13 +89,21 @@ impl Dnsmasq {
         let mut dns = Dnsmasq {
             binary,
             dir,
-            port: free_port(),
+            port: 0,
             ttl,
             child: None,
         };
         dns.write_config(records);
-        dns.spawn();
-        Some(dns)
+        // A port found free can be taken before dnsmasq binds it (by another test, or as the
+        // local port of an outgoing connection); dnsmasq then exits at once, and a first start
+        // tries a fresh port.
+        for _ in 0..5 {
+            dns.port = free_port();
+            if dns.try_spawn() {
+                return Some(dns);
+            }
+        }
+        panic!("dnsmasq exited at every start:\n{}", dns.log());
     }
 
     /// The address to give the resolver.
@@ -173,8 +181,29 @@ impl Dnsmasq {
         fs::write(self.dir.join("c.conf"), conf).expect("write the config");
     }
 
-    /// Starts dnsmasq on the config and waits until it listens.
+    /// Starts dnsmasq on the config and waits until it listens; an early exit (the port taken
+    /// while it was down) is tried again a few times.
     fn spawn(&mut self) {
+        for _ in 0..5 {
+            if self.try_spawn() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "dnsmasq exited at every start on port {}:\n{}",
+            self.port,
+            self.log()
+        );
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Starts dnsmasq and waits up to 5 s until it listens: true once it does, false if it
+    /// exits first; a panic, with its log, if it does neither.
+    fn try_spawn(&mut self) -> bool {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -195,24 +224,24 @@ impl Dnsmasq {
             .spawn()
             .expect("spawn dnsmasq");
         self.child = Some(child);
-        self.wait_listening();
-    }
-
-    fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(100)).is_ok() {
-                return;
+                return true;
             }
             let exited = self
                 .child
                 .as_mut()
                 .and_then(|child| child.try_wait().ok().flatten());
-            if exited.is_some() || Instant::now() > deadline {
-                let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+            if exited.is_some() {
+                self.child = None;
+                return false;
+            }
+            if Instant::now() > deadline {
                 panic!(
-                    "dnsmasq did not start on port {} ({exited:?}):\n{log}",
-                    self.port
+                    "dnsmasq did not start on port {} in 5 s:\n{}",
+                    self.port,
+                    self.log()
                 );
             }
             std::thread::sleep(Duration::from_millis(10));
