@@ -9,14 +9,17 @@
 //!
 //! What that costs in accuracy: work done synchronously within one poll takes no time as these
 //! layers see it (a call answered without waiting has a latency of zero; awaiting I/O ends the
-//! poll, so a remote call is measured from before its request to after its reply). The clock
-//! is tokio's: a paused test clock pauses these layers too, and on a paused clock time never
-//! moves within a poll anyway.
+//! poll, so a remote call is measured from before its request to after its reply). A poll that
+//! blocks (CPU work, a blocking call) holds the time for as long as it blocks. The instant
+//! belongs to the task being polled: another executor driven inside the poll (a nested
+//! `block_on`) polls other tasks, whose layers read the clock afresh and give the outer
+//! task's instant back when their poll ends. The clock is tokio's: a paused test clock pauses
+//! these layers too, and on a paused clock time never moves within a poll anyway.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, RawWakerVTable, Waker};
 
 use tokio::time::Instant;
 
@@ -24,10 +27,21 @@ use tokio::time::Instant;
 enum Slot {
     /// No kit-client layer is polling on this thread: every read takes the clock.
     Off,
-    /// A layer is polling and nothing has read the clock yet.
-    Open,
-    /// The instant of this poll.
-    At(Instant),
+    /// A layer is polling `Task` and nothing has read the clock yet.
+    Open(Task),
+    /// The instant of this poll of `Task`.
+    At(Task, Instant),
+}
+
+/// Which task a poll is for: its waker's data and vtable pointers, compared and never
+/// dereferenced (what `Waker::will_wake` compares, without cloning the waker).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Task(*const (), *const RawWakerVTable);
+
+impl Task {
+    fn of(waker: &Waker) -> Task {
+        Task(waker.data(), waker.vtable())
+    }
 }
 
 thread_local! {
@@ -38,10 +52,10 @@ thread_local! {
 pub(crate) fn now() -> Instant {
     SLOT.with(|slot| match slot.get() {
         Slot::Off => Instant::now(),
-        Slot::At(at) => at,
-        Slot::Open => {
+        Slot::At(_, at) => at,
+        Slot::Open(task) => {
             let at = Instant::now();
-            slot.set(Slot::At(at));
+            slot.set(Slot::At(task, at));
             at
         }
     })
@@ -64,34 +78,36 @@ pub(crate) fn held<F: Future>(call: F) -> Held<F> {
 impl<F: Future> Future for Held<F> {
     type Output = F::Output;
 
-    fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<F::Output> {
-        let _poll = HeldPoll::enter();
-        self.project().call.poll(task)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _poll = HeldPoll::enter(Task::of(cx.waker()));
+        self.project().call.poll(cx)
     }
 }
 
-/// One poll holding the time; the outermost lets it go when dropped, also on a panic.
+/// One poll holding the time. The outermost poll of a task opens the slot (saving what was
+/// there: `Off`, or another task's instant under a nested executor) and puts it back when
+/// dropped, also on a panic; a poll nested in its own task's poll shares the instant.
 struct HeldPoll {
-    outermost: bool,
+    saved: Option<Slot>,
 }
 
 impl HeldPoll {
-    fn enter() -> HeldPoll {
-        let outermost = SLOT.with(|slot| match slot.get() {
-            Slot::Off => {
-                slot.set(Slot::Open);
-                true
+    fn enter(task: Task) -> HeldPoll {
+        let saved = SLOT.with(|slot| match slot.get() {
+            Slot::Open(holder) | Slot::At(holder, _) if holder == task => None,
+            other => {
+                slot.set(Slot::Open(task));
+                Some(other)
             }
-            _ => false,
         });
-        HeldPoll { outermost }
+        HeldPoll { saved }
     }
 }
 
 impl Drop for HeldPoll {
     fn drop(&mut self) {
-        if self.outermost {
-            SLOT.with(|slot| slot.set(Slot::Off));
+        if let Some(saved) = self.saved {
+            SLOT.with(|slot| slot.set(saved));
         }
     }
 }
@@ -128,6 +144,42 @@ mod tests {
             std::thread::sleep(Duration::from_millis(2));
             assert!(now() >= outside + Duration::from_millis(2));
         });
+    }
+
+    #[test]
+    fn another_task_polled_inside_a_poll_reads_its_own_time_and_gives_the_instant_back() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(held(async {
+            let outer = now();
+            // A nested executor: another task (another waker) polled twice inside this poll,
+            // 2 ms apart. Each of its polls reads the clock afresh.
+            let mut polls = 0;
+            let mut inner = std::pin::pin!(held(std::future::poll_fn(|_| {
+                polls += 1;
+                let at = now();
+                if polls < 2 {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(at)
+                }
+            })));
+            let mut other = Context::from_waker(Waker::noop());
+            let first = now();
+            assert!(inner.as_mut().poll(&mut other).is_pending());
+            std::thread::sleep(Duration::from_millis(2));
+            let Poll::Ready(second) = inner.as_mut().poll(&mut other) else {
+                panic!("the inner task answers on its second poll");
+            };
+            assert!(
+                second >= outer + Duration::from_millis(2),
+                "time moved for it"
+            );
+            assert_eq!(first, outer);
+            assert_eq!(now(), outer, "the outer task's instant is back");
+        }));
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl Window {
             width_ns: nanos(width),
             base: now,
             head: 0,
-            head_end: now + width,
+            head_end: now.checked_add(width).unwrap_or(now),
         }
     }
 

@@ -76,10 +76,15 @@ async fn endpoints_are_made_once_kept_while_their_instance_stays_and_dropped_whe
         2,
         "ready when new returns"
     );
+    let first = endpointer.endpoints().unwrap();
+    assert!(endpointer.is_current(&first));
     instancer
         .0
         .publish(["b:1".into(), "c:1".into(), "bad-entry".into()]);
     settle().await;
+    assert!(!endpointer.is_current(&first), "a new set was published");
+    drop(first);
+    assert!(endpointer.is_current(&endpointer.endpoints().unwrap()));
     assert_eq!(
         endpointer.endpoints().unwrap().len(),
         2,
@@ -119,7 +124,11 @@ async fn an_instancer_error_keeps_the_last_good_set_for_the_grace_then_fails_it(
         1,
         "kept within the grace"
     );
+    let kept = endpointer.endpoints().unwrap();
+    assert!(endpointer.is_current(&kept));
     tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!endpointer.is_current(&kept), "the set failed");
+    drop(kept);
     let err = endpointer.endpoints().unwrap_err();
     assert_eq!(
         (err.kind(), err.message()),

@@ -230,28 +230,37 @@ where
     Resp: 'static,
 {
     fn pick(&self, tried: &[BoxEndpoint<Req, Resp>]) -> Result<Pick<Req, Resp>, Error> {
+        // The set seen last, taken out of the lock before the endpointer is asked about it (an
+        // endpointer may take its time, and a waiting writer would hold every pick behind it).
+        let seen = self
+            .cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(set) = seen
+            && self.endpointer.is_current(&set.endpoints)
         {
-            let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(set) = &*cache
-                && self.endpointer.is_current(&set.endpoints)
-            {
-                return Ok(self.choose(Arc::clone(set), tried));
-            }
+            return Ok(self.choose(set, tried));
         }
-        // A new set (or none yet): its loads are made once, by whichever pick gets here first.
-        let endpoints = current(&self.endpointer)?;
+        // No set (an error, or empty): fail without the write lock.
+        current(&self.endpointer)?;
+        // A new set: the loads are made under the write lock, for the set current then, so
+        // that a pick holding an older snapshot cannot put it back.
         let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(set) = &*cache
-            && Arc::ptr_eq(&set.endpoints, &endpoints)
+            && self.endpointer.is_current(&set.endpoints)
         {
             return Ok(self.choose(Arc::clone(set), tried));
         }
+        let endpoints = current(&self.endpointer)?;
         let set = Arc::new(Set {
             loads: self.loads_for(cache.as_deref(), &endpoints, self.clock.now_ns()),
             endpoints,
         });
-        *cache = Some(Arc::clone(&set));
+        let replaced = cache.replace(Arc::clone(&set));
         drop(cache);
+        // The last reference to a departed endpoint may close connections: not under the lock.
+        drop(replaced);
         Ok(self.choose(set, tried))
     }
 }
@@ -319,9 +328,10 @@ impl<D, Req, Resp> P2c<D, Req, Resp> {
     }
 }
 
-/// Two distinct indexes below `m` (at least 2) from one random word: each half of the word
-/// scaled by multiply-shift (a bias of at most m / 2^32, nothing for a set of endpoints).
+/// Two distinct indexes below `m` (from 2 to 2^32) from one random word: each half of the
+/// word scaled by multiply-shift (a bias of at most m / 2^32, nothing for a set of endpoints).
 fn two_draws(r: u64, m: usize) -> (usize, usize) {
+    debug_assert!((2..=1 << 32).contains(&m), "{m} endpoints");
     let m = m as u64;
     let a = ((r & 0xffff_ffff) * m) >> 32;
     let mut b = ((r >> 32) * (m - 1)) >> 32;
@@ -357,6 +367,70 @@ mod tests {
         let rtt = f64::from_bits(load.rtt_ns.load(Ordering::Relaxed));
         rtt * (-(elapsed as f64) / clock.decay_ns).exp()
             * (f64::from(load.in_flight.load(Ordering::Relaxed)) + 1.0)
+    }
+
+    fn endpoint(n: u32) -> BoxEndpoint<(), u32> {
+        BoxEndpoint::new(kit_core::endpoint_fn(move |_cx, ()| async move { Ok(n) }))
+    }
+
+    fn cached(p2c: &P2c<impl Endpointer<(), u32>, (), u32>) -> Arc<Set<(), u32>> {
+        p2c.cache.read().unwrap().clone().expect("a set is cached")
+    }
+
+    #[tokio::test]
+    async fn a_call_in_flight_stays_counted_on_its_endpoint_across_a_set_change() {
+        let (one, two, three) = (endpoint(1), endpoint(2), endpoint(3));
+        let set = kit_core::EndpointSet::new();
+        set.publish(vec![one.clone(), two.clone()]);
+        let p2c = P2c::new(set.clone());
+        let held = p2c.pick(&[]).unwrap();
+        let first = cached(&p2c);
+        set.publish(vec![three, two, one]);
+        let _ = p2c.pick(&[]).unwrap();
+        let second = cached(&p2c);
+        assert!(!Arc::ptr_eq(&first, &second));
+        // The endpoint picked first has the same load in the new set, still counting the call.
+        let at = |set: &Set<(), u32>| {
+            set.endpoints
+                .iter()
+                .position(|e| e.ptr_eq(held.endpoint()))
+                .unwrap()
+        };
+        let load = &second.loads[at(&second)];
+        assert!(Arc::ptr_eq(load, &first.loads[at(&first)]));
+        let before = load.in_flight.load(Ordering::Relaxed);
+        assert!(before >= 1);
+        drop(held);
+        assert_eq!(load.in_flight.load(Ordering::Relaxed), before - 1);
+    }
+
+    /// Answers set `a` to its first `endpoints` call and set `b` ever after.
+    struct Flips {
+        calls: std::sync::atomic::AtomicUsize,
+        a: Endpoints<(), u32>,
+        b: Endpoints<(), u32>,
+    }
+
+    impl Endpointer<(), u32> for Flips {
+        fn endpoints(&self) -> Result<Endpoints<(), u32>, Error> {
+            Ok(match self.calls.fetch_add(1, Ordering::Relaxed) {
+                0 => Arc::clone(&self.a),
+                _ => Arc::clone(&self.b),
+            })
+        }
+    }
+
+    #[test]
+    fn the_set_cached_is_the_one_current_under_the_write_lock() {
+        let flips = Flips {
+            calls: Default::default(),
+            a: vec![endpoint(1)].into(),
+            b: vec![endpoint(2), endpoint(3)].into(),
+        };
+        let b = Arc::clone(&flips.b);
+        let p2c = P2c::new(flips);
+        let _ = p2c.pick(&[]).unwrap();
+        assert!(Arc::ptr_eq(&cached(&p2c).endpoints, &b), "not the stale snapshot");
     }
 
     #[test]
