@@ -430,7 +430,10 @@ mod tests {
         let b = Arc::clone(&flips.b);
         let p2c = P2c::new(flips);
         let _ = p2c.pick(&[]).unwrap();
-        assert!(Arc::ptr_eq(&cached(&p2c).endpoints, &b), "not the stale snapshot");
+        assert!(
+            Arc::ptr_eq(&cached(&p2c).endpoints, &b),
+            "not the stale snapshot"
+        );
     }
 
     #[test]
