@@ -17,7 +17,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use crate::{Context, Endpoint, Error, Middleware};
+use crate::{BoxFuture, Context, Endpoint, Error, Middleware};
 
 /// The deadline middleware: wraps an endpoint in a [`DeadlineEndpoint`].
 ///
@@ -79,22 +79,34 @@ where
         };
         async move {
             // Most contexts inside a service carry a deadline, but one that can never end
-            // needs no race.
-            if !cx.can_end() {
-                return self.inner.call(cx, req).await;
-            }
-            if let Some(err) = cx.err() {
-                return Err(err);
-            }
-            let done = cx.clone();
+            // needs no watching.
+            let mut watch = match cx.can_end() {
+                true => {
+                    if let Some(err) = cx.err() {
+                        return Err(err);
+                    }
+                    Some(cx.clone())
+                }
+                false => None,
+            };
             let mut call = pin!(self.inner.call(cx, req));
-            let mut done = pin!(done.done());
+            // The watch on the context (a timer and a cancellation listener, some 260 bytes) is
+            // made on the heap once the call has to wait: a call answered at once, the common
+            // case in a service, neither allocates it nor carries its room in the future every
+            // layer above moves and boxes.
+            let mut done: Option<BoxFuture<'static, Error>> = None;
             std::future::poll_fn(|task| {
                 // The call first: an answer that is ready wins over a deadline that is too.
                 if let Poll::Ready(result) = call.as_mut().poll(task) {
                     return Poll::Ready(result);
                 }
-                done.as_mut().poll(task).map(Err)
+                if let Some(cx) = watch.take() {
+                    done = Some(Box::pin(async move { cx.done().await }));
+                }
+                match &mut done {
+                    Some(done) => done.as_mut().poll(task).map(Err),
+                    None => Poll::Pending,
+                }
             })
             .await
         }

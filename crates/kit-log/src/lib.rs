@@ -33,6 +33,7 @@ mod logfmt;
 mod logger;
 mod middleware;
 mod non_blocking;
+mod text;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
 mod value;

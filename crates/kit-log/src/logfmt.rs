@@ -72,10 +72,41 @@ fn breaks_key(c: char) -> bool {
     c <= ' ' || c == '=' || c == '"' || c == '\u{7f}' || c == '\u{fffd}'
 }
 
+/// What each byte tells [`any_breaks`]: 1, a character that [`breaks_key`] (all of them ASCII
+/// but U+FFFD); 2, maybe U+FFFD (`EF BF BD` in UTF-8); 0, nothing. Bytes of other non-ASCII
+/// characters are never ASCII, so a table lookup per byte decides.
+const CLASS: [u8; 256] = {
+    let mut class = [0; 256];
+    let mut b = 0;
+    while b <= b' ' as usize {
+        class[b] = 1;
+        b += 1;
+    }
+    class[b'=' as usize] = 1;
+    class[b'"' as usize] = 1;
+    class[0x7f] = 1;
+    class[0xef] = 2;
+    class
+};
+
+/// Whether any character of `s` is one that [`breaks_key`]: every value and key of every
+/// record is checked, so this scans bytes rather than decoding characters.
+fn any_breaks(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| match CLASS[usize::from(b)] {
+            0 => false,
+            1 => true,
+            _ => bytes[i + 1..].starts_with(&[0xbf, 0xbd]),
+        })
+}
+
 fn write_key(out: &mut Vec<u8>, key: &str) {
     if key.is_empty() {
         out.push(b'_');
-    } else if !key.chars().any(breaks_key) {
+    } else if !any_breaks(key) {
         out.extend_from_slice(key.as_bytes());
     } else {
         for c in key.chars() {
@@ -87,7 +118,7 @@ fn write_key(out: &mut Vec<u8>, key: &str) {
 }
 
 fn needs_quotes(s: &str) -> bool {
-    s.is_empty() || s.chars().any(breaks_key)
+    s.is_empty() || any_breaks(s)
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
@@ -118,4 +149,17 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[plain..]);
     out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_byte_scan_finds_what_the_char_test_finds(s in "(\\PC|[ =\"\\x00-\\x1f\\x7f\u{fffd}é])*") {
+            prop_assert_eq!(any_breaks(&s), s.chars().any(breaks_key));
+        }
+    }
 }

@@ -94,7 +94,7 @@ where
         let result = self.inner.call(cx, req).await;
         let took = start.elapsed();
         let mut log = &self.logger;
-        let took = format_args!("{took:?}");
+        let took = Took(took);
         let error = Outcome::error_of(&self.inner, &result);
         // What went wrong underneath (an upstream's text, an I/O error) is logged as `cause`:
         // the message alone goes on the wire, so the detail is here or nowhere.
@@ -155,5 +155,19 @@ where
 
     fn failed(&self, response: &E::Response) -> Option<Error> {
         self.inner.failed(response)
+    }
+}
+
+/// A call's duration as `Duration`'s `Debug` writes it (`1.234ms`), without `fmt`.
+struct Took(std::time::Duration);
+
+impl slog::Value for Took {
+    fn serialize(
+        &self,
+        _: &slog::Record<'_>,
+        key: slog::Key,
+        ser: &mut dyn slog::Serializer,
+    ) -> slog::Result {
+        ser.emit_str(key, crate::text::duration(self.0).as_str())
     }
 }

@@ -31,7 +31,11 @@ pub struct TimestampUtc;
 
 impl slog::Value for TimestampUtc {
     fn serialize(&self, _: &Record<'_>, key: Key, ser: &mut dyn Serializer) -> slog::Result {
-        ser.emit_arguments(key, &format_args!("{}", Rfc3339(SystemTime::now())))
+        let now = SystemTime::now();
+        match crate::text::rfc3339(now) {
+            Some(text) => ser.emit_str(key, text.as_str()),
+            None => ser.emit_arguments(key, &format_args!("{}", Rfc3339(now))),
+        }
     }
 }
 
@@ -51,7 +55,11 @@ pub struct Caller;
 
 impl slog::Value for Caller {
     fn serialize(&self, record: &Record<'_>, key: Key, ser: &mut dyn Serializer) -> slog::Result {
-        ser.emit_arguments(key, &format_args!("{}:{}", record.file(), record.line()))
+        let (file, line) = (record.file(), record.line());
+        match crate::text::caller(file, line) {
+            Some(text) => ser.emit_str(key, text.as_str()),
+            None => ser.emit_arguments(key, &format_args!("{file}:{line}")),
+        }
     }
 }
 
@@ -69,33 +77,57 @@ pub struct Rfc3339(pub SystemTime);
 
 impl fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Times before 1970 are written as the epoch: log timestamps never need them.
-        let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = since.as_secs();
-        let (days, rem) = (secs / 86_400, secs % 86_400);
-        let (year, month, day) = civil_from_days(days);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-            rem / 3600,
-            rem / 60 % 60,
-            rem % 60,
-            since.subsec_nanos()
-        )
+        match crate::text::rfc3339(self.0) {
+            Some(text) => f.write_str(text.as_str()),
+            None => write_rfc3339(self.0, f),
+        }
     }
 }
 
-/// The proleptic Gregorian date `days` after 1970-01-01 (the well-known era-based conversion:
-/// eras of 400 years, each 146,097 days long).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468; // days since 0000-03-01
-    let era = z / 146_097;
-    let doe = z - era * 146_097; // day of era, 0..=146096
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // year of era, 0..=399
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of year from March 1st, 0..=365
-    let mp = (5 * doy + 2) / 153; // month from March, 0..=11
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+/// What [`Rfc3339`] writes, through `fmt`: for the years past 9999, which the fast path
+/// leaves alone.
+fn write_rfc3339(t: SystemTime, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    // Times before 1970 are written as the epoch: log timestamps never need them.
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = crate::text::civil_from_days(days);
+    write!(
+        f,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        since.subsec_nanos()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    struct ByFmt(SystemTime);
+
+    impl fmt::Display for ByFmt {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write_rfc3339(self.0, f)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_timestamp_reads_as_fmt_writes_it(secs in prop_oneof![0..253_402_300_800u64, 1_700_000_000..1_900_000_000u64],
+                                                     nanos in 0..1_000_000_000u32) {
+            let t = UNIX_EPOCH + Duration::new(secs, nanos);
+            prop_assert_eq!(Rfc3339(t).to_string(), ByFmt(t).to_string());
+        }
+    }
+
+    #[test]
+    fn years_past_9999_still_read_right() {
+        let t = UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        assert_eq!(Rfc3339(t).to_string(), "10000-01-01T00:00:00.000000000Z");
+    }
 }

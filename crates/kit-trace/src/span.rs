@@ -176,7 +176,10 @@ impl<E: Endpoint<Req>, Req: Send + 'static> Endpoint<Req> for TracingEndpoint<E>
             Some(method) => method.clone(),
             None => Cow::Borrowed(cx.endpoint_name().unwrap_or("unnamed")),
         };
-        let mut span = start(&t.tracer, name, t.kind.clone(), current(&cx));
+        // The span (some 400 bytes) is on the heap, beside the allocations it makes anyway:
+        // held inline it would size every future that holds this one, traced or not (an
+        // absent, optional tracing layer's future is as large as a present one's).
+        let mut span = Box::new(start(&t.tracer, name, t.kind.clone(), current(&cx)));
         let cx = with_current(cx, span.span_context().clone());
         #[cfg(not(feature = "tracing"))]
         let result = self.inner.call(cx, req).await;

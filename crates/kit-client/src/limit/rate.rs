@@ -135,6 +135,41 @@ impl fmt::Debug for RateLimit {
     }
 }
 
+impl RateLimit {
+    /// After a `take` that answered `wait`: refuses, or waits (no longer than `cx` allows) and
+    /// takes a token.
+    async fn wait_for_token(&self, cx: &Context, mut wait: Duration) -> Result<(), Error> {
+        loop {
+            if !self.delaying {
+                return Err(Error::overloaded("rate limit exceeded").with_source(NOT_SENT));
+            }
+            if cx.remaining().is_some_and(|left| wait > left) {
+                return Err(Error::overloaded(format!(
+                    "rate limit exceeded: the wait of {wait:?} would pass the deadline"
+                ))
+                .with_source(NOT_SENT));
+            }
+            // Another caller may take the token first: wait, then try again.
+            let mut sleep = pin!(tokio::time::sleep(wait));
+            let mut done = pin!(cx.done());
+            let ended = poll_fn(|task| {
+                if sleep.as_mut().poll(task).is_ready() {
+                    return Poll::Ready(None);
+                }
+                done.as_mut().poll(task).map(Some)
+            })
+            .await;
+            if let Some(err) = ended {
+                return Err(err);
+            }
+            match self.take() {
+                Ok(()) => return Ok(()),
+                Err(next) => wait = next,
+            }
+        }
+    }
+}
+
 impl<E> Middleware<E> for RateLimit {
     type Endpoint = RateLimitEndpoint<E>;
 
@@ -167,33 +202,10 @@ where
     ) -> impl Future<Output = Result<E::Response, Error>> + Send {
         // Time holds still within each poll: the layers below share one clock read.
         crate::clock::held(async move {
-            loop {
-                let wait = match self.limit.take() {
-                    Ok(()) => break,
-                    Err(wait) => wait,
-                };
-                if !self.limit.delaying {
-                    return Err(Error::overloaded("rate limit exceeded").with_source(NOT_SENT));
-                }
-                if cx.remaining().is_some_and(|left| wait > left) {
-                    return Err(Error::overloaded(format!(
-                        "rate limit exceeded: the wait of {wait:?} would pass the deadline"
-                    ))
-                    .with_source(NOT_SENT));
-                }
-                // Another caller may take the token first: wait, then try again.
-                let mut sleep = pin!(tokio::time::sleep(wait));
-                let mut done = pin!(cx.done());
-                let ended = poll_fn(|task| {
-                    if sleep.as_mut().poll(task).is_ready() {
-                        return Poll::Ready(None);
-                    }
-                    done.as_mut().poll(task).map(Some)
-                })
-                .await;
-                if let Some(err) = ended {
-                    return Err(err);
-                }
+            if let Err(wait) = self.limit.take() {
+                // Waiting (a timer and a watch on the context) is on the heap: a call that
+                // finds a token, the common case, carries none of it in its future.
+                Box::pin(self.limit.wait_for_token(&cx, wait)).await?;
             }
             self.inner.call(cx, req).await
         })
