@@ -181,10 +181,20 @@ where
 {
     type Response = W::Response;
 
-    async fn call(&self, cx: Context, req: Req) -> Result<W::Response, Error> {
+    // Not an `async fn`: the future is the chosen endpoint's and a tag, without room kept for
+    // the context and request an `async fn` would hold beside it.
+    fn call(
+        &self,
+        cx: Context,
+        req: Req,
+    ) -> impl std::future::Future<Output = Result<W::Response, Error>> + Send {
         match &self.0 {
-            Optional::Wrapped(endpoint) => endpoint.call(cx, req).await,
-            Optional::Bare(endpoint) => endpoint.call(cx, req).await,
+            Optional::Wrapped(endpoint) => OptionalCall::Wrapped {
+                call: endpoint.call(cx, req),
+            },
+            Optional::Bare(endpoint) => OptionalCall::Bare {
+                call: endpoint.call(cx, req),
+            },
         }
     }
 
@@ -192,6 +202,33 @@ where
         match &self.0 {
             Optional::Wrapped(endpoint) => endpoint.failed(response),
             Optional::Bare(endpoint) => endpoint.failed(response),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The call of an [`OptionalEndpoint`]: the wrapped endpoint's or the bare one's.
+    #[project = OptionalCallProjection]
+    enum OptionalCall<W, B> {
+        Wrapped { #[pin] call: W },
+        Bare { #[pin] call: B },
+    }
+}
+
+impl<W, B> std::future::Future for OptionalCall<W, B>
+where
+    W: std::future::Future,
+    B: std::future::Future<Output = W::Output>,
+{
+    type Output = W::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        task: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<W::Output> {
+        match self.project() {
+            OptionalCallProjection::Wrapped { call } => call.poll(task),
+            OptionalCallProjection::Bare { call } => call.poll(task),
         }
     }
 }

@@ -237,6 +237,9 @@ pub(crate) mod sealed {
 /// (unless empty), then the record's own pairs in the order given.
 pub struct Encoder<F, W> {
     writer: Mutex<W>,
+    /// Set for a non-blocking writer, which takes whole lines from many threads at once: its
+    /// lines skip the mutex (a second lock per record, contended between a service's threads).
+    lines: Option<crate::non_blocking::Lines>,
     _format: std::marker::PhantomData<F>,
 }
 
@@ -245,8 +248,15 @@ impl<F: Format, W: Write> Encoder<F, W> {
     pub fn new(writer: W) -> Self {
         Encoder {
             writer: Mutex::new(writer),
+            lines: None,
             _format: std::marker::PhantomData,
         }
+    }
+
+    /// Writes each line straight to `lines` instead of through the mutex.
+    pub(crate) fn with_lines(mut self, lines: crate::non_blocking::Lines) -> Self {
+        self.lines = Some(lines);
+        self
     }
 
     /// The writer back.
@@ -264,6 +274,10 @@ impl<F: Format, W: Write + Send + 'static> Drain for Encoder<F, W> {
     fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> io::Result<()> {
         with_buffers(|bufs| {
             encode::<F, _>(bufs, record, values, |line| {
+                if let Some(lines) = &self.lines {
+                    lines.push(line);
+                    return Ok(());
+                }
                 // A panic while another record was written leaves at worst a partial line in
                 // the writer; later records are still whole.
                 let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);

@@ -1,7 +1,11 @@
 //! Logs every call of an endpoint: method, outcome, duration and error (go-kit's
 //! `LoggingMiddleware`).
 
+use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Poll, ready};
 use std::time::Instant;
 
 use kit_core::{Context, Endpoint, Error, Middleware, Outcome};
@@ -88,10 +92,40 @@ where
 {
     type Response = E::Response;
 
-    async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
+    // Not an `async fn`, which would hold the context and the request for the whole call
+    // beside the inner call's future that took them (and an `async` block awaiting that
+    // future would hold it twice): the call starts when it is made.
+    fn call(
+        &self,
+        cx: Context,
+        req: Req,
+    ) -> impl Future<Output = Result<E::Response, Error>> + Send {
         let method = cx.endpoint_name().unwrap_or("unnamed");
-        let start = Instant::now();
-        let result = self.inner.call(cx, req).await;
+        LoggedCall {
+            start: Instant::now(),
+            call: self.inner.call(cx, req),
+            endpoint: self,
+            method,
+            _request: PhantomData,
+        }
+    }
+
+    fn failed(&self, response: &E::Response) -> Option<Error> {
+        self.inner.failed(response)
+    }
+}
+
+impl<E> LoggingEndpoint<E> {
+    /// Writes the record of a call to `method` started at `start`.
+    fn log<Req>(
+        &self,
+        method: &str,
+        start: Instant,
+        result: Result<E::Response, Error>,
+    ) -> Result<E::Response, Error>
+    where
+        E: Endpoint<Req>,
+    {
         let took = start.elapsed();
         let mut log = &self.logger;
         let took = Took(took);
@@ -152,10 +186,6 @@ where
         }
         result
     }
-
-    fn failed(&self, response: &E::Response) -> Option<Error> {
-        self.inner.failed(response)
-    }
 }
 
 /// A call's duration as `Duration`'s `Debug` writes it (`1.234ms`), without `fmt`.
@@ -169,5 +199,31 @@ impl slog::Value for Took {
         ser: &mut dyn slog::Serializer,
     ) -> slog::Result {
         ser.emit_str(key, crate::text::duration(self.0).as_str())
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call of a [`LoggingEndpoint`]: the inner call, then its record.
+    struct LoggedCall<'a, E, F, Req> {
+        #[pin]
+        call: F,
+        endpoint: &'a LoggingEndpoint<E>,
+        method: &'static str,
+        start: Instant,
+        _request: PhantomData<fn(Req)>,
+    }
+}
+
+impl<E, F, Req> Future for LoggedCall<'_, E, F, Req>
+where
+    E: Endpoint<Req>,
+    F: Future<Output = Result<E::Response, Error>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, task: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let result = ready!(this.call.poll(task));
+        Poll::Ready(this.endpoint.log(this.method, *this.start, result))
     }
 }

@@ -1,21 +1,25 @@
 //! The non-blocking writer: records are encoded on the caller's thread and written on a
-//! background thread, through a bounded queue. A record that finds the queue full is dropped
-//! and counted, never waited for: a slow disk or a full pipe must not slow the service down.
+//! background thread. A record that finds no room is dropped and counted, never waited for: a
+//! slow disk or a full pipe must not slow the service down.
 //!
-//! Lines travel in reusable buffers that the writer thread hands back, so once the buffers
-//! exist, a record costs the caller no allocation: a copy into a buffer and a `try_send`.
+//! Lines are appended, back to back, to one buffer that the writer thread swaps for an empty
+//! one and writes with one `write`, every millisecond while lines come. Per record, the caller
+//! takes a lock and copies the line; no queue slot, no buffer handed between threads, no system
+//! call per line: on addsvc's benchmark that halved what a request's log line costs
+//! (docs/PERFORMANCE.md). Once the two buffers have grown to fit a millisecond's lines, a
+//! record costs no allocation.
 
 use std::io::{self, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::encode::{Encoder, Format, Value};
 
-enum Message {
-    Line(Vec<u8>),
+/// What the guard asks of the writer thread.
+enum Control {
     Flush(SyncSender<io::Result<()>>),
     Stop,
 }
@@ -23,62 +27,105 @@ enum Message {
 #[derive(Default)]
 struct Counters {
     dropped: AtomicU64,
-    /// Lines queued by callers, and lines the writer thread took off the queue: the difference
-    /// after the thread has ended is lines that were queued too late to be seen.
+    /// Lines queued by callers, and lines the writer thread took: the difference after the
+    /// thread has ended is lines that were queued too late to be seen.
     sent: AtomicU64,
     received: AtomicU64,
-    /// Bytes of the lines queued and not yet written.
-    queued_bytes: AtomicUsize,
     closed: AtomicBool,
 }
 
-/// How often, at most, the writer thread reports drops while the queue never empties.
+/// Lines waiting for the writer thread, back to back, and how many; and the size of the batch
+/// the writer thread is writing, which counts against the bounds too.
+struct Pending {
+    bytes: Vec<u8>,
+    lines: usize,
+    writing_lines: usize,
+    writing_bytes: usize,
+}
+
+/// What the callers and the writer thread share.
+struct Shared {
+    pending: Mutex<Pending>,
+    /// The most lines, and bytes, waiting at once: a few huge records must not hold what many
+    /// small ones would.
+    max_lines: usize,
+    max_bytes: usize,
+    counters: Counters,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Swaps what is pending for `batch` (empty) and counts it as being written; answers how
+    /// many lines it holds now.
+    fn take(&self, batch: &mut Vec<u8>) -> usize {
+        let mut pending = self.lock();
+        std::mem::swap(&mut pending.bytes, batch);
+        let lines = std::mem::take(&mut pending.lines);
+        pending.writing_lines = lines;
+        pending.writing_bytes = batch.len();
+        drop(pending);
+        self.counters
+            .received
+            .fetch_add(lines as u64, Ordering::Relaxed);
+        lines
+    }
+}
+
+/// How often, at most, the writer thread reports drops while lines keep coming.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
-/// Buffers that grew past this (a huge record) are not kept for reuse.
-const MAX_SPARE_BUFFER: usize = 64 * 1024;
-/// How soon the writer thread looks at the queue again after finding it empty: at first, and
-/// at most (while the service stays quiet).
+/// Each of the two buffers starts with room for a busy millisecond's lines, and one that grew
+/// past the largest (huge records) is not kept.
+const BUFFER: usize = 16 * 1024;
+const MAX_KEPT_BUFFER: usize = 1024 * 1024;
+/// How long the writer thread lets lines gather after writing some; and after finding none,
+/// at first and at most (while the service stays quiet).
 const MIN_POLL: Duration = Duration::from_millis(1);
 const MAX_POLL: Duration = Duration::from_millis(50);
 /// How long dropping the guard waits for the writer thread.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// The caller's end of a non-blocking writer: each `write` is one whole record (the encoders
-/// write a record with one `write_all`), queued for the writer thread or dropped and counted.
-/// Made by [`Encoder::non_blocking`].
+/// write a record with one `write_all`), appended to the lines waiting for the writer thread,
+/// or dropped and counted. Made by [`Encoder::non_blocking`].
 pub struct NonBlocking {
-    queue: SyncSender<Message>,
-    /// The most bytes queued at once: a few huge records must not hold what many small ones
-    /// would.
-    max_bytes: usize,
-    /// Empty buffers coming back from the writer thread.
-    spare: Receiver<Vec<u8>>,
-    counters: Arc<Counters>,
+    lines: Lines,
+}
+
+/// Where a non-blocking writer's lines go; its encoder appends to it from any thread without
+/// taking the encoder's own lock.
+#[derive(Clone)]
+pub(crate) struct Lines(Arc<Shared>);
+
+impl Lines {
+    /// Appends `line` (one whole record) to the lines waiting, or drops and counts it.
+    pub(crate) fn push(&self, line: &[u8]) {
+        let shared = &*self.0;
+        let counters = &shared.counters;
+        if counters.closed.load(Ordering::Relaxed) {
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut pending = shared.lock();
+        if pending.lines + pending.writing_lines >= shared.max_lines
+            || pending.bytes.len() + pending.writing_bytes + line.len() > shared.max_bytes
+        {
+            drop(pending);
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            pending.bytes.extend_from_slice(line);
+            pending.lines += 1;
+            drop(pending);
+            counters.sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Write for NonBlocking {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        if self.counters.closed.load(Ordering::Relaxed) {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            return Ok(line.len());
-        }
-        let queued = &self.counters.queued_bytes;
-        if queued.fetch_add(line.len(), Ordering::Relaxed) + line.len() > self.max_bytes {
-            queued.fetch_sub(line.len(), Ordering::Relaxed);
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            return Ok(line.len());
-        }
-        let mut buf = self.spare.try_recv().unwrap_or_default();
-        buf.extend_from_slice(line);
-        match self.queue.try_send(Message::Line(buf)) {
-            Ok(()) => {
-                self.counters.sent.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                queued.fetch_sub(line.len(), Ordering::Relaxed);
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        self.lines.push(line);
         // Dropping is this writer's answer to pressure, not an error of the caller's record.
         Ok(line.len())
     }
@@ -95,18 +142,18 @@ impl Write for NonBlocking {
 /// logs (typically in `main`).
 #[must_use = "dropping the guard stops the writer thread"]
 pub struct NonBlockingGuard {
-    queue: SyncSender<Message>,
-    counters: Arc<Counters>,
+    control: SyncSender<Control>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     /// Tells the guard that the thread has ended, so that it can wait with a timeout.
     ended: Receiver<()>,
 }
 
 impl NonBlockingGuard {
-    /// Records dropped so far: those that found the queue full, those the underlying writer
-    /// failed to take, and those logged after the guard was dropped.
+    /// Records dropped so far: those that found no room, those the underlying writer failed
+    /// to take, and those logged after the guard was dropped.
     pub fn dropped(&self) -> u64 {
-        self.counters.dropped.load(Ordering::Relaxed)
+        self.shared.counters.dropped.load(Ordering::Relaxed)
     }
 
     /// Waits until every record queued before this call is written and the underlying writer is
@@ -117,29 +164,26 @@ impl NonBlockingGuard {
         let stopped = || io::Error::other("the log writer thread has stopped");
         let stalled = || io::Error::new(io::ErrorKind::TimedOut, "the log writer is stalled");
         let deadline = Instant::now() + SHUTDOWN_WAIT;
-        match send_before(&self.queue, Message::Flush(done), deadline) {
+        match send_before(&self.control, Control::Flush(done), deadline) {
             Ok(()) => {}
             Err(TrySendError::Disconnected(_)) => return Err(stopped()),
             Err(TrySendError::Full(_)) => return Err(stalled()),
         }
         match wait.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(result) => result,
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(stalled()),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(stopped()),
+            Err(RecvTimeoutError::Timeout) => Err(stalled()),
+            Err(RecvTimeoutError::Disconnected) => Err(stopped()),
         }
     }
 }
 
-/// Queues `message` behind what is there, retrying while the queue is full until `deadline`
-/// (a stalled writer keeps it full): the guard's messages must not be dropped as records are,
-/// nor wait for ever.
 fn send_before(
-    queue: &SyncSender<Message>,
-    mut message: Message,
+    control: &SyncSender<Control>,
+    mut message: Control,
     deadline: Instant,
-) -> Result<(), TrySendError<Message>> {
+) -> Result<(), TrySendError<Control>> {
     loop {
-        match queue.try_send(message) {
+        match control.try_send(message) {
             Err(TrySendError::Full(back)) if Instant::now() < deadline => {
                 message = back;
                 thread::sleep(Duration::from_millis(1));
@@ -151,11 +195,10 @@ fn send_before(
 
 impl Drop for NonBlockingGuard {
     fn drop(&mut self) {
-        self.counters.closed.store(true, Ordering::Relaxed);
+        let counters = &self.shared.counters;
+        counters.closed.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + SHUTDOWN_WAIT;
-        // Behind what is queued: that is written first. A stalled writer keeps the queue full;
-        // then the thread is left behind after the wait.
-        if let Err(TrySendError::Full(_)) = send_before(&self.queue, Message::Stop, deadline) {
+        if let Err(TrySendError::Full(_)) = send_before(&self.control, Control::Stop, deadline) {
             return;
         }
         let wait = deadline.saturating_duration_since(Instant::now());
@@ -164,10 +207,10 @@ impl Drop for NonBlockingGuard {
                 let _ = thread.join();
             }
             let (sent, received) = (
-                self.counters.sent.load(Ordering::Relaxed),
-                self.counters.received.load(Ordering::Relaxed),
+                counters.sent.load(Ordering::Relaxed),
+                counters.received.load(Ordering::Relaxed),
             );
-            self.counters
+            counters
                 .dropped
                 .fetch_add(sent.saturating_sub(received), Ordering::Relaxed);
         }
@@ -183,9 +226,9 @@ impl std::fmt::Debug for NonBlockingGuard {
 }
 
 impl<F: Format> Encoder<F, NonBlocking> {
-    /// An encoder whose lines are written to `writer` on a background thread, through a queue
-    /// of `capacity` records (at least 1) and at most `capacity` KiB of them (so 4096 records
-    /// hold at most 4 MiB, however large each is). A record that finds the queue full is dropped and
+    /// An encoder whose lines are written to `writer` on a background thread, with room for
+    /// `capacity` records (at least 1) and at most `capacity` KiB of them waiting (so 4096
+    /// records hold at most 4 MiB, however large each is). A record that finds no room is dropped and
     /// counted ([`NonBlockingGuard::dropped`]); when the writer thread catches up, it writes a
     /// `level=warn msg="log records dropped" dropped=N` record in the same format, N counting
     /// the records dropped since the last such report.
@@ -205,31 +248,37 @@ impl<F: Format> Encoder<F, NonBlocking> {
         capacity: usize,
     ) -> (Self, NonBlockingGuard) {
         let capacity = capacity.max(1);
-        let (queue, lines) = mpsc::sync_channel(capacity);
-        let (give_back, spare) = mpsc::sync_channel(capacity);
-        let counters = Arc::new(Counters::default());
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending {
+                bytes: Vec::with_capacity(BUFFER),
+                lines: 0,
+                writing_lines: 0,
+                writing_bytes: 0,
+            }),
+            max_lines: capacity,
+            max_bytes: capacity.saturating_mul(1024),
+            counters: Counters::default(),
+        });
+        let (control, orders) = mpsc::sync_channel(16);
         let (end, ended) = mpsc::sync_channel(1);
         let thread = {
-            let counters = Arc::clone(&counters);
+            let shared = Arc::clone(&shared);
             thread::Builder::new()
                 .name("kit-log-writer".into())
                 .spawn(move || {
-                    write_lines(writer, &lines, &give_back, &counters, report::<F>);
-                    // The queue's receiver goes first: later sends fail and are counted.
-                    drop(lines);
+                    write_lines(writer, &shared, &orders, report::<F>);
                     let _ = end.send(());
                 })
                 .expect("spawning the log writer thread")
         };
+        let lines = Lines(Arc::clone(&shared));
         let encoder = Encoder::new(NonBlocking {
-            queue: queue.clone(),
-            max_bytes: capacity.saturating_mul(1024),
-            spare,
-            counters: Arc::clone(&counters),
-        });
+            lines: lines.clone(),
+        })
+        .with_lines(lines);
         let guard = NonBlockingGuard {
-            queue,
-            counters,
+            control,
+            shared,
             thread: Some(thread),
             ended,
         };
@@ -237,7 +286,6 @@ impl<F: Format> Encoder<F, NonBlocking> {
     }
 }
 
-/// The record that reports `dropped` records, in format `F`.
 fn report<F: Format>(dropped: u64, out: &mut Vec<u8>) {
     let mut scratch = Vec::new();
     F::begin(out);
@@ -282,65 +330,63 @@ impl Reporter {
 /// and at least every second while it never does.
 fn write_lines<W: Write>(
     mut writer: W,
-    lines: &Receiver<Message>,
-    give_back: &SyncSender<Vec<u8>>,
-    counters: &Counters,
+    shared: &Shared,
+    orders: &Receiver<Control>,
     format: fn(u64, &mut Vec<u8>),
 ) {
+    let counters = &shared.counters;
     let mut reporter = Reporter {
         reported: 0,
         last: Instant::now(),
         format,
     };
+    let mut batch = Vec::with_capacity(BUFFER);
+    // Writes what is pending; answers whether there was anything.
+    let mut write_pending = |writer: &mut W, reporter: &mut Reporter| {
+        let lines = shared.take(&mut batch);
+        if lines == 0 {
+            return false;
+        }
+        if writer.write_all(&batch).is_err() {
+            counters.dropped.fetch_add(lines as u64, Ordering::Relaxed);
+        }
+        let mut pending = shared.lock();
+        (pending.writing_lines, pending.writing_bytes) = (0, 0);
+        drop(pending);
+        batch.clear();
+        if batch.capacity() > MAX_KEPT_BUFFER {
+            batch = Vec::with_capacity(BUFFER);
+        }
+        if reporter.last.elapsed() >= REPORT_EVERY {
+            reporter.report(writer, counters);
+        }
+        true
+    };
     let mut idle = MIN_POLL;
     loop {
-        let message = match lines.try_recv() {
-            Ok(message) => {
-                idle = MIN_POLL;
-                message
-            }
-            Err(TryRecvError::Empty) => {
-                let _ = reporter.catch_up(&mut writer, counters);
-                // Polled, not blocked on: a receiver blocked in `recv` makes every send wake
-                // this thread (a futex call and two context switches per record, as much CPU
-                // as the request being logged); polled, a burst is taken in one go. The poll
-                // slows down while the service is quiet.
-                thread::sleep(idle);
-                idle = (idle * 2).min(MAX_POLL);
-                continue;
-            }
-            Err(TryRecvError::Disconnected) => break,
+        // Polled, not woken per record: a writer thread woken by every record costs a futex
+        // call and two context switches per request, as much CPU as the request being
+        // logged. While lines come, a millisecond's worth goes out in one write.
+        let wait = if write_pending(&mut writer, &mut reporter) {
+            idle = MIN_POLL;
+            MIN_POLL
+        } else {
+            let _ = reporter.catch_up(&mut writer, counters);
+            let wait = idle;
+            idle = (idle * 2).min(MAX_POLL);
+            wait
         };
-        match message {
-            Message::Line(mut line) => {
-                counters.received.fetch_add(1, Ordering::Relaxed);
-                if writer.write_all(&line).is_err() {
-                    counters.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                counters
-                    .queued_bytes
-                    .fetch_sub(line.len(), Ordering::Relaxed);
-                if reporter.last.elapsed() >= REPORT_EVERY {
-                    reporter.report(&mut writer, counters);
-                }
-                if line.capacity() <= MAX_SPARE_BUFFER {
-                    line.clear();
-                    // The spare queue may be full: then this buffer is simply freed.
-                    let _ = give_back.try_send(line);
-                }
-            }
-            Message::Flush(done) => {
+        match orders.recv_timeout(wait) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(Control::Flush(done)) => {
+                write_pending(&mut writer, &mut reporter);
                 let _ = done.send(reporter.catch_up(&mut writer, counters));
             }
-            Message::Stop => break,
+            Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    // Lines that slipped in behind the stop are counted, not lost silently.
-    while let Ok(message) = lines.try_recv() {
-        if let Message::Line(_) = message {
-            counters.received.fetch_add(1, Ordering::Relaxed);
-            counters.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    // What was queued before the stop is written; lines that slip in after this are counted
+    // by the guard (sent, never received).
+    write_pending(&mut writer, &mut reporter);
     let _ = reporter.catch_up(&mut writer, counters);
 }

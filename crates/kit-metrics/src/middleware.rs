@@ -1,5 +1,9 @@
 //! Counting and timing every call of an endpoint (go-kit's instrumenting middleware).
 
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Poll, ready};
 use std::time::Instant;
 
 use kit_core::{Context, Endpoint, Error, Middleware, Outcome};
@@ -102,16 +106,54 @@ where
 {
     type Response = E::Response;
 
-    async fn call(&self, cx: Context, req: Req) -> Result<E::Response, Error> {
-        let start = Instant::now();
-        let result = self.inner.call(cx, req).await;
-        let i = index(Outcome::of_call(&self.inner, &result));
-        self.metrics.requests[i].add(1.0);
-        self.metrics.durations[i].observe(start.elapsed().as_secs_f64());
-        result
+    // Not an `async fn`, which would hold the context and the request for the whole call
+    // beside the inner call's future that took them (and an `async` block awaiting that
+    // future would hold it twice): the call starts when it is made.
+    fn call(
+        &self,
+        cx: Context,
+        req: Req,
+    ) -> impl Future<Output = Result<E::Response, Error>> + Send {
+        MeasuredCall {
+            start: Instant::now(),
+            call: self.inner.call(cx, req),
+            endpoint: self,
+            _request: PhantomData,
+        }
     }
 
     fn failed(&self, response: &E::Response) -> Option<Error> {
         self.inner.failed(response)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call of a [`MetricsEndpoint`]: the inner call, then its count and duration.
+    struct MeasuredCall<'a, E, C, H, F, Req> {
+        #[pin]
+        call: F,
+        endpoint: &'a MetricsEndpoint<E, C, H>,
+        start: Instant,
+        _request: PhantomData<fn(Req)>,
+    }
+}
+
+impl<E, C, H, F, Req> Future for MeasuredCall<'_, E, C, H, F, Req>
+where
+    E: Endpoint<Req>,
+    C: Counter,
+    H: Histogram,
+    F: Future<Output = Result<E::Response, Error>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, task: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let result = ready!(this.call.poll(task));
+        let endpoint: &MetricsEndpoint<E, C, H> = this.endpoint;
+        let i = index(Outcome::of_call(&endpoint.inner, &result));
+        endpoint.metrics.requests[i].add(1.0);
+        endpoint.metrics.durations[i].observe(this.start.elapsed().as_secs_f64());
+        Poll::Ready(result)
     }
 }

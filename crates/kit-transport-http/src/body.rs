@@ -46,14 +46,21 @@ pub(crate) async fn read_limited(
     if let Poll::Ready(result) = first {
         return result;
     }
-    tokio::time::timeout(timeout, read)
-        .await
-        .unwrap_or_else(|_| {
+    // The timer is on the heap: inline, it would size the future of every request, waiting
+    // or not.
+    let mut timer = Box::pin(tokio::time::sleep(timeout));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = read.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        timer.as_mut().poll(cx).map(|()| {
             Err(Error::invalid_argument(format!(
                 "the request body did not arrive within {timeout:?}"
             ))
             .with_http_status(408))
         })
+    })
+    .await
 }
 
 async fn read_within_limit(mut body: AnyBody, limit: usize) -> Result<Bytes, Error> {

@@ -34,8 +34,7 @@ where
 {
     fn handle(&self, request: Request<AnyBody>) -> ResponseFuture {
         // The body is boxed already: no second box around it.
-        let server = self.clone();
-        Box::pin(async move { server.handle_boxed(request).await })
+        Box::pin(self.clone().handle_boxed(request))
     }
 }
 

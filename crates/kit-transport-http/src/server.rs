@@ -223,14 +223,22 @@ where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let server = self.clone();
-        let request = box_body(request);
-        async move { server.handle_boxed(request).await }
+        self.clone().handle_boxed(box_body(request))
     }
 
-    pub(crate) async fn handle_boxed(&self, request: Request<AnyBody>) -> Response<Body> {
-        let options = &self.options.inner;
+    /// Serves one request whose body is boxed already. Not an `async fn`: one holds its
+    /// arguments for its whole life beside what it makes of them, and this future is boxed
+    /// for every request (small enough, it is served from the allocator's per-thread cache).
+    pub(crate) fn handle_boxed(
+        self,
+        request: Request<AnyBody>,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static {
         let (parts, body) = request.into_parts();
+        self.respond(parts, body)
+    }
+
+    async fn respond(self, parts: http::request::Parts, body: AnyBody) -> Response<Body> {
+        let options = &self.options.inner;
         let mut cx = Context::new();
         for before in &options.before {
             cx = before(cx, &parts);
