@@ -47,9 +47,9 @@ count() { # name http-port grpc-port command...
     for proto in http grpc; do
         # Warm-up (connections, buffers), then only the measured requests are counted.
         load "$proto" "$http" "$grpc" 200
-        callgrind_control -z "$pid" >/dev/null
+        callgrind_control -z "$pid" >/dev/null 2>&1
         load "$proto" "$http" "$grpc" "$requests"
-        callgrind_control -d "$pid" >/dev/null
+        callgrind_control -d "$pid" >/dev/null 2>&1
         file=$(ls -t "$out/$name".*[0-9].* | head -1)
         total=$(callgrind_annotate "$file" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
         echo "$proto $name $((total / requests))" | tee -a "$out/counts.txt"
