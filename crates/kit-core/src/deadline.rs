@@ -79,16 +79,14 @@ where
         };
         async move {
             // Most contexts inside a service carry a deadline, but one that can never end
-            // needs no watching.
-            let mut watch = match cx.can_end() {
-                true => {
-                    if let Some(err) = cx.err() {
-                        return Err(err);
-                    }
-                    Some(cx.clone())
-                }
-                false => None,
-            };
+            // needs no race.
+            if !cx.can_end() {
+                return self.inner.call(cx, req).await;
+            }
+            if let Some(err) = cx.err() {
+                return Err(err);
+            }
+            let watch = cx.clone();
             let mut call = pin!(self.inner.call(cx, req));
             // The watch on the context (a timer and a cancellation listener, some 260 bytes) is
             // made on the heap once the call has to wait: a call answered at once, the common
@@ -100,13 +98,11 @@ where
                 if let Poll::Ready(result) = call.as_mut().poll(task) {
                     return Poll::Ready(result);
                 }
-                if let Some(cx) = watch.take() {
-                    done = Some(Box::pin(async move { cx.done().await }));
-                }
-                match &mut done {
-                    Some(done) => done.as_mut().poll(task).map(Err),
-                    None => Poll::Pending,
-                }
+                let done = done.get_or_insert_with(|| {
+                    let cx = watch.clone();
+                    Box::pin(async move { cx.done().await })
+                });
+                done.as_mut().poll(task).map(Err)
             })
             .await
         }

@@ -34,8 +34,12 @@ load() { # proto http-port grpc-port requests
     grep -q " $4 succeeded" <<<"$text" || { echo "not all $4 $1 requests succeeded: $text" >&2; return 1; }
 }
 
+# The server under valgrind, killed however the script ends.
+pid=
+trap '[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true' EXIT
+
 count() { # name http-port grpc-port command...
-    local name=$1 http=$2 grpc=$3 pid file total
+    local name=$1 http=$2 grpc=$3 file total
     shift 3
     rm -f "$out/$name".*
     valgrind --tool=callgrind --callgrind-out-file="$out/$name.%p" "$@" >/dev/null 2>"$out/$name.log" &
@@ -62,6 +66,7 @@ count() { # name http-port grpc-port command...
     done
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    pid=
 }
 
 : > "$out/counts.txt"
