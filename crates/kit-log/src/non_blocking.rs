@@ -177,6 +177,9 @@ impl NonBlockingGuard {
     }
 }
 
+/// Sends `message` to the writer thread, retrying while its control queue is full until
+/// `deadline` (a stalled writer leaves it full): the guard's messages must not be dropped as
+/// records are, nor wait for ever.
 fn send_before(
     control: &SyncSender<Control>,
     mut message: Control,
@@ -198,6 +201,8 @@ impl Drop for NonBlockingGuard {
         let counters = &self.shared.counters;
         counters.closed.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + SHUTDOWN_WAIT;
+        // The thread writes what is waiting before it stops. A stalled writer leaves the
+        // control queue full; then the thread is left behind after the wait.
         if let Err(TrySendError::Full(_)) = send_before(&self.control, Control::Stop, deadline) {
             return;
         }
@@ -286,6 +291,7 @@ impl<F: Format> Encoder<F, NonBlocking> {
     }
 }
 
+/// The record that reports `dropped` records, in format `F`.
 fn report<F: Format>(dropped: u64, out: &mut Vec<u8>) {
     let mut scratch = Vec::new();
     F::begin(out);
@@ -326,8 +332,8 @@ impl Reporter {
     }
 }
 
-/// The writer thread: writes lines until told to stop, reporting drops whenever it catches up,
-/// and at least every second while it never does.
+/// The writer thread: writes the lines waiting until told to stop, reporting drops whenever it
+/// catches up, and at least every second while it never does.
 fn write_lines<W: Write>(
     mut writer: W,
     shared: &Shared,
