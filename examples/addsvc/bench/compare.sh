@@ -6,15 +6,25 @@
 # CPU per request (from /proc) and peak resident memory, with the ratios addsvc/raw; then
 # HTTP requests/s and p99 by connections (1, 8, 32, 128, 512), plotted to
 # docs/addsvc-scaling.png (matplotlib, installed into target/benchvenv by this script).
+# go-kit's addsvc with its example's logging and instrumenting middleware (the interop tests'
+# go-kit peer, tests/gokit/peer.go with peer_bench.go, built from Debian's Go packages) runs
+# in the same rounds, for the ratios against go-kit.
 #
 # Usage: bash examples/addsvc/bench/compare.sh [rounds] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 rounds=${1:-5}
 seconds=${2:-5}
-for tool in wrk h2load; do
+for tool in wrk h2load go protoc protoc-gen-go; do
     command -v "$tool" >/dev/null || { echo "$tool is missing (bash .ci/install installs it)" >&2; exit 1; }
 done
+# go-kit's peer with the example's metrics needs the Prometheus Go client (not a test need).
+if [ ! -d /usr/share/gocode/src/github.com/prometheus/client_golang ]; then
+    sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+    $sudo_ apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends \
+        golang-github-prometheus-client-golang-dev
+fi
 if ! target/benchvenv/bin/python -c "import matplotlib" 2>/dev/null; then
     python3 -m venv target/benchvenv
     target/benchvenv/bin/pip install --quiet matplotlib
@@ -23,6 +33,15 @@ cargo build --release -q -p addsvc --bins --example raw_addsvc
 out=target/addsvc-bench
 mkdir -p "$out"
 : > "$out/runs.txt"
+
+# go-kit's peer with the benchmark's middleware: GOPATH mode, offline, Debian's tree second.
+gopath="$PWD/$out/gopath"
+peer="$PWD/$out/gokit-peer"
+rm -rf "$gopath" && mkdir -p "$gopath/src/peer/pb"
+cp examples/addsvc/tests/gokit/peer.go examples/addsvc/tests/gokit/peer_bench.go "$gopath/src/peer/"
+protoc -Iexamples/addsvc/proto --go_out=plugins=grpc:"$gopath/src/peer/pb" addsvc.proto
+(cd "$gopath/src/peer" && GO111MODULE=off GOFLAGS= GOPATH="$gopath:/usr/share/gocode" \
+    GOCACHE="$gopath/cache" go build -tags bench -o "$peer" .)
 
 cat > "$out/post.lua" <<'LUA'
 wrk.method = "POST"
@@ -40,9 +59,12 @@ target/release/addsvc -instrument false -debug.addr 127.0.0.1:18280 -http-addr 1
 bare_pid=$!
 target/release/examples/raw_addsvc 127.0.0.1:18191 127.0.0.1:18192 &
 raw_pid=$!
-trap 'kill $kit_pid $bare_pid $raw_pid 2>/dev/null' EXIT
+"$out/gokit-peer" serve -instrument -http-addr 127.0.0.1:18391 -grpc-addr 127.0.0.1:18392 \
+    -jsonrpc-addr 127.0.0.1:18394 2>/dev/null &
+gokit_pid=$!
+trap 'kill $kit_pid $bare_pid $raw_pid $gokit_pid 2>/dev/null' EXIT
 sleep 1
-for port in 18181 18281 18191; do
+for port in 18181 18281 18191 18391; do
     curl -fsS -d '{"a":1,"b":2}' "http://127.0.0.1:$port/sum" | grep -q '"v":3' \
         || { echo "the server on $port does not answer {\"v\":3}" >&2; exit 1; }
 done
@@ -80,15 +102,16 @@ where_is() {
         kit) echo "$kit_pid 18181 18182" ;;
         bare) echo "$bare_pid 18281 18282" ;;
         raw) echo "$raw_pid 18191 18192" ;;
+        gokit) echo "$gokit_pid 18391 18392" ;;
     esac
 }
 # Warm-up, then the rounds.
-for who in kit bare raw; do
+for who in kit bare raw gokit; do
     read -r pid http grpc <<<"$(where_is $who)"
     http_run "$who" "$pid" "$http" 32 2 >/dev/null
 done
 for round in $(seq "$rounds"); do
-    for who in kit bare raw; do
+    for who in kit bare raw gokit; do
         read -r pid http grpc <<<"$(where_is $who)"
         http_run "$who" "$pid" "$http" 32 "$seconds" | tee -a "$out/runs.txt"
         grpc_run "$who" "$pid" "$grpc" "$seconds" | tee -a "$out/runs.txt"
@@ -102,7 +125,7 @@ for c in 1 8 32 128 512; do
     done
 done
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-echo "peak resident: addsvc $(hwm $kit_pid) KiB, addsvc -instrument false $(hwm $bare_pid) KiB, raw $(hwm $raw_pid) KiB" | tee "$out/rss.txt"
+echo "peak resident: addsvc $(hwm $kit_pid) KiB, addsvc -instrument false $(hwm $bare_pid) KiB, raw $(hwm $raw_pid) KiB, go-kit $(hwm $gokit_pid) KiB" | tee "$out/rss.txt"
 
 target/benchvenv/bin/python - "$out" <<'PY'
 import statistics, sys
@@ -120,7 +143,7 @@ rows = [l.split() for l in open(f"{out}/runs.txt")]
 print()
 for proto in ("http", "grpc"):
     med = {}
-    for who in ("kit", "bare", "raw"):
+    for who in ("kit", "bare", "raw", "gokit"):
         runs = [r for r in rows if r[0] == proto and r[1] == who]
         med[who] = dict(
             rps=statistics.median(float(r[3]) for r in runs),
@@ -133,6 +156,8 @@ for proto in ("http", "grpc"):
     print(f"{proto}: req/s addsvc {k['rps']:.0f}, -instrument false {b['rps']:.0f}, raw {r['rps']:.0f}: ratios {k['rps']/r['rps']:.3f}, {b['rps']/r['rps']:.3f}")
     print(f"  latency {lat} (ms): addsvc {k['p50']:.3f} / {k['p99']:.3f}, -instrument false {b['p50']:.3f} / {b['p99']:.3f}, raw {r['p50']:.3f} / {r['p99']:.3f}: p99 ratios {k['p99']/r['p99']:.3f}, {b['p99']/r['p99']:.3f}")
     print(f"  server CPU per request (us): addsvc {k['cpu']:.1f}, -instrument false {b['cpu']:.1f}, raw {r['cpu']:.1f}: ratios {k['cpu']/r['cpu']:.3f}, {b['cpu']/r['cpu']:.3f}")
+    g = med["gokit"]
+    print(f"  go-kit addsvc with its example's middleware: req/s {g['rps']:.0f}, latency {g['p50']:.3f} / {g['p99']:.3f} ms, CPU per request {g['cpu']:.1f} us: addsvc as shipped does {k['rps']/g['rps']:.2f}x its requests/s")
 print(open(f"{out}/rss.txt").read().strip())
 
 scale = [r for r in rows if r[0] == "scale"]

@@ -12,9 +12,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 requests=${1:-10000}
 function=${2:-}
-for tool in valgrind callgrind_control callgrind_annotate h2load curl; do
+if ! command -v valgrind >/dev/null; then
+    sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+    $sudo_ apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends valgrind
+fi
+for tool in callgrind_control callgrind_annotate h2load curl; do
     command -v "$tool" >/dev/null \
-        || { echo "$tool is missing (apt-get install valgrind nghttp2-client curl)" >&2; exit 1; }
+        || { echo "$tool is missing (bash .ci/install installs h2load; curl: apt-get install curl)" >&2; exit 1; }
 done
 cargo build --release -q -p addsvc --bins --example raw_addsvc
 out=target/addsvc-instructions

@@ -3,8 +3,10 @@
 // transport/grpc) and traced with go-kit's Zipkin middleware (zipkin-go), as a go-kit user
 // writes it. Built by the tests from Debian's Go packages in GOPATH mode, offline.
 //
-//	peer serve -http-addr A -grpc-addr A -jsonrpc-addr A [-zipkin-url U]
+//	peer serve -http-addr A -grpc-addr A -jsonrpc-addr A [-zipkin-url U] [-instrument]
 //	    logs "transport=HTTP addr=..." per listener; serves until SIGTERM (spans flushed).
+//	    -instrument (a build with -tags bench, peer_bench.go): go-kit addsvc example's logging
+//	    and instrumenting middleware on every call, for addsvc's benchmark.
 //	peer call -transport http|grpc|jsonrpc -addr HOST:PORT [-zipkin-url U]
 //	    reads one call per stdin line, a JSON array ["sum",1,2] or ["concat","a","b"], and
 //	    prints one JSON line per call: {"v":..,"trace":..} or {"err":..,"via":..,"code":..}.
@@ -110,6 +112,10 @@ func concatEndpoint(_ context.Context, request interface{}) (interface{}, error)
 	v, err := concat(req.A, req.B)
 	return concatResponse{V: v, Err: err}, nil
 }
+
+// instrumented wraps an endpoint in go-kit addsvc example's middleware; set by peer_bench.go
+// (build tag bench: it needs the Prometheus client, which the tests do not).
+var instrumented func(logger log.Logger, method string, next endpoint.Endpoint) endpoint.Endpoint
 
 // ---- Tracing ----
 
@@ -344,9 +350,18 @@ func serve(args []string) error {
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:0", "gRPC listen address")
 	rpcAddr := fs.String("jsonrpc-addr", "127.0.0.1:0", "JSON-RPC listen address")
 	zipkinURL := fs.String("zipkin-url", "", "Zipkin collector URL")
+	instrument := fs.Bool("instrument", false, "go-kit addsvc's logging and instrumenting middleware (-tags bench)")
 	_ = fs.Parse(args)
 
 	logger := log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr))
+	sumEndpoint, concatEndpoint := endpoint.Endpoint(sumEndpoint), endpoint.Endpoint(concatEndpoint)
+	if *instrument {
+		if instrumented == nil {
+			return errors.New("-instrument needs a build with -tags bench")
+		}
+		sumEndpoint = instrumented(logger, "Sum", sumEndpoint)
+		concatEndpoint = instrumented(logger, "Concat", concatEndpoint)
+	}
 	tracer, rep := newTracer("gokit-addsvc", *zipkinURL)
 	var httpOpts []httptransport.ServerOption
 	var grpcOpts []grpctransport.ServerOption
