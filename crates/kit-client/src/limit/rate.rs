@@ -135,13 +135,18 @@ impl fmt::Debug for RateLimit {
     }
 }
 
+/// The error of a call refused by a rate limit that does not delay.
+fn refused() -> Error {
+    Error::overloaded("rate limit exceeded").with_source(NOT_SENT)
+}
+
 impl RateLimit {
     /// After a `take` that answered `wait`: refuses, or waits (no longer than `cx` allows) and
     /// takes a token.
     async fn wait_for_token(&self, cx: &Context, mut wait: Duration) -> Result<(), Error> {
         loop {
             if !self.delaying {
-                return Err(Error::overloaded("rate limit exceeded").with_source(NOT_SENT));
+                return Err(refused());
             }
             if cx.remaining().is_some_and(|left| wait > left) {
                 return Err(Error::overloaded(format!(
@@ -203,6 +208,10 @@ where
         // Time holds still within each poll: the layers below share one clock read.
         crate::clock::held(async move {
             if let Err(wait) = self.limit.take() {
+                if !self.limit.delaying {
+                    // Refused at once, without allocating: refusals come in floods.
+                    return Err(refused());
+                }
                 // Waiting (a timer and a watch on the context) is on the heap: a call that
                 // finds a token, the common case, carries none of it in its future.
                 Box::pin(self.limit.wait_for_token(&cx, wait)).await?;
