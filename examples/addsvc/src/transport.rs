@@ -12,95 +12,111 @@ use kit_core::{
     BoxEndpoint, Context, Endpoint, Error, ErrorKind, FixedEndpointer, Middleware, Named,
 };
 use kit_trace::{Propagation, ServerTracing, Tracing};
-use kit_transport_http::jsonrpc::{JsonRpcClient, JsonRpcServer, encode_result};
+use kit_transport_http::jsonrpc::{JsonRpcClient, JsonRpcServer, decode_params, encode_result};
 use kit_transport_http::{Router, Server, ServerOptions, json};
 use opentelemetry_sdk::trace::SdkTracer;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Value, json};
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use crate::pb;
 use crate::service::{ConcatRequest, Reply, SumRequest};
 
-// ---- Decoding go-kit's JSON: members matched case-insensitively, absent ones zero. ----
+// ---- Decoding go-kit's JSON ----
 
-/// The JSON object a request carries. go-kit's Go client sends `{"A":1,"B":2}` and Go's decoder
-/// matches member names case-insensitively, leaving absent members zero: so do we.
-fn object(value: Value) -> Result<Map<String, Value>, Error> {
-    match value {
-        Value::Object(map) => Ok(map),
-        other => Err(Error::invalid_argument(format!(
-            "the request must be a JSON object, not {}",
-            kind_of(&other)
-        ))),
+/// The members `a` and `b` of a request object, read as Go's `encoding/json` reads them into
+/// go-kit addsvc's request structs: names matched ignoring case (go-kit's Go client sends
+/// `{"A":1,"B":2}`), absent and `null` members zero, other members ignored, a repeated member's
+/// last value kept. Decoded straight from the text (kit-transport-http's
+/// `json::decode_request` and `jsonrpc::decode_params`), with no JSON tree built between.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Members<T> {
+    /// Member `a`.
+    pub a: T,
+    /// Member `b`.
+    pub b: T,
+}
+
+impl From<Members<i64>> for SumRequest {
+    fn from(Members { a, b }: Members<i64>) -> Self {
+        SumRequest { a, b }
     }
 }
 
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+impl From<Members<String>> for ConcatRequest {
+    fn from(Members { a, b }: Members<String>) -> Self {
+        ConcatRequest { a, b }
     }
 }
 
-/// The member `name`: the exact name first, else the first whose name matches ignoring case.
-fn member<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    map.get(name).or_else(|| {
-        map.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
-}
-
-fn int_member(map: &Map<String, Value>, name: &str) -> Result<i64, Error> {
-    match member(map, name) {
-        None | Some(Value::Null) => Ok(0),
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
-            Error::invalid_argument(format!("member {name:?} must be a 64-bit integer, not {n}"))
-        }),
-        Some(other) => Err(Error::invalid_argument(format!(
-            "member {name:?} must be an integer, not {}",
-            kind_of(other)
-        ))),
+impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Members<T> {
+    fn deserialize<D: Deserializer<'de>>(json: D) -> Result<Self, D::Error> {
+        json.deserialize_map(MembersVisitor(std::marker::PhantomData))
     }
 }
 
-fn string_member(map: &Map<String, Value>, name: &str) -> Result<String, Error> {
-    match member(map, name) {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(Error::invalid_argument(format!(
-            "member {name:?} must be a string, not {}",
-            kind_of(other)
-        ))),
+struct MembersVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de> + Default> Visitor<'de> for MembersVisitor<T> {
+    type Value = Members<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object with members \"a\" and \"b\"")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut members = Members::default();
+        while let Some(name) = map.next_key::<MemberName>()? {
+            // Go leaves a field alone for `null`: zero, or what an earlier member set.
+            let slot = match name {
+                MemberName::A => &mut members.a,
+                MemberName::B => &mut members.b,
+                MemberName::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if let Some(value) = map.next_value::<Option<T>>()? {
+                *slot = value;
+            }
+        }
+        Ok(members)
     }
 }
 
-/// A Sum request from a JSON value.
-pub fn sum_request(value: Value) -> Result<SumRequest, Error> {
-    let map = object(value)?;
-    Ok(SumRequest {
-        a: int_member(&map, "a")?,
-        b: int_member(&map, "b")?,
-    })
+/// A member's name, matched as Go matches `a` and `b`: ignoring ASCII case, which is all of
+/// Unicode's case folding for these two letters.
+enum MemberName {
+    A,
+    B,
+    Other,
 }
 
-/// A Concat request from a JSON value.
-pub fn concat_request(value: Value) -> Result<ConcatRequest, Error> {
-    let map = object(value)?;
-    Ok(ConcatRequest {
-        a: string_member(&map, "a")?,
-        b: string_member(&map, "b")?,
-    })
+impl<'de> Deserialize<'de> for MemberName {
+    fn deserialize<D: Deserializer<'de>>(json: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl Visitor<'_> for NameVisitor {
+            type Value = MemberName;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<MemberName, E> {
+                Ok(match name.as_bytes() {
+                    [b'a' | b'A'] => MemberName::A,
+                    [b'b' | b'B'] => MemberName::B,
+                    _ => MemberName::Other,
+                })
+            }
+        }
+        json.deserialize_identifier(NameVisitor)
+    }
 }
 
-/// A request body as JSON, or an invalid-argument error saying why not.
-pub fn json_body(request: &Request<Bytes>) -> Result<Value, Error> {
-    serde_json::from_slice(request.body())
-        .map_err(|err| Error::invalid_argument(format!("the body is not JSON: {err}")))
+/// A reply's JSON, `{"v":..}`, written straight from the value.
+#[derive(Serialize)]
+struct V<T> {
+    v: T,
 }
 
 // ---- HTTP ----
@@ -156,8 +172,10 @@ pub fn http_router(
             "/sum",
             Server::new(
                 sum,
-                |_cx, r: &Request<Bytes>| sum_request(json_body(r)?),
-                |cx, r: Reply<i64>| json::encode_response(cx, json!({ "v": r.into_v()? })),
+                |cx, r: &Request<Bytes>| {
+                    json::decode_request::<Members<i64>>(cx, r).map(Into::into)
+                },
+                |cx, r: Reply<i64>| json::encode_response(cx, V { v: r.into_v()? }),
             )
             .options(options.clone()),
         )
@@ -165,8 +183,10 @@ pub fn http_router(
             "/concat",
             Server::new(
                 concat,
-                |_cx, r: &Request<Bytes>| concat_request(json_body(r)?),
-                |cx, r: Reply<String>| json::encode_response(cx, json!({ "v": r.into_v()? })),
+                |cx, r: &Request<Bytes>| {
+                    json::decode_request::<Members<String>>(cx, r).map(Into::into)
+                },
+                |cx, r: Reply<String>| json::encode_response(cx, V { v: r.into_v()? }),
             )
             .options(options),
         )
@@ -188,14 +208,14 @@ pub fn jsonrpc_server(
         .method(
             "sum",
             sum,
-            |_cx, params| sum_request(params),
-            |cx, r: Reply<i64>| encode_result(cx, json!({ "v": r.into_v()? })),
+            |cx, params| decode_params::<Members<i64>>(cx, params).map(Into::into),
+            |cx, r: Reply<i64>| encode_result(cx, V { v: r.into_v()? }),
         )
         .method(
             "concat",
             concat,
-            |_cx, params| concat_request(params),
-            |cx, r: Reply<String>| encode_result(cx, json!({ "v": r.into_v()? })),
+            |cx, params| decode_params::<Members<String>>(cx, params).map(Into::into),
+            |cx, r: Reply<String>| encode_result(cx, V { v: r.into_v()? }),
         )
 }
 

@@ -33,6 +33,11 @@ fn http_speaks_go_kits_addsvc_json_and_refuses_bad_input() {
     ok("/sum", r#"{"a":-5,"b":2}"#, "-3");
     ok("/sum", r#"{"a":2147483646,"b":1}"#, "2147483647");
     ok("/sum", r#"{"a":7}"#, "7");
+    // Go's decoding: null leaves a member as it was, others are ignored, the last of a
+    // repeated member counts, names are read unescaped.
+    ok("/sum", r#"{"a":null,"b":2,"c":[1,{"x":2}]}"#, "2");
+    ok("/sum", r#"{"a":1,"A":4,"b":1,"a":null}"#, "5");
+    ok("/sum", r#"{"\u0041":5,"b":2}"#, "7");
     ok("/concat", r#"{"A":"a","B":"b"}"#, r#""ab""#);
     ok("/concat", r#"{"a":"12345","b":"67890"}"#, r#""1234567890""#);
 
@@ -59,18 +64,19 @@ fn http_speaks_go_kits_addsvc_json_and_refuses_bad_input() {
         "result exceeds maximum size",
     );
     // Requests that do not decode.
-    refused("/sum", "not json", 400, "not JSON");
-    refused("/sum", "", 400, "not JSON");
-    refused("/sum", "[1,2]", 400, "must be a JSON object");
-    refused("/sum", r#"{"a":"1","b":2}"#, 400, "must be an integer");
-    refused("/sum", r#"{"a":1.5,"b":2}"#, 400, "64-bit integer");
+    refused("/sum", "not json", 400, "malformed JSON");
+    refused("/sum", "", 400, "malformed JSON");
+    refused("/sum", "[1,2]", 400, "expected a JSON object");
+    refused("/sum", r#"{"a":"1","b":2}"#, 400, "expected i64");
+    refused("/sum", r#"{"a":1.5,"b":2}"#, 400, "expected i64");
     refused(
         "/sum",
         r#"{"a":99999999999999999999,"b":2}"#,
         400,
-        "64-bit integer",
+        "expected i64",
     );
-    refused("/concat", r#"{"a":1,"b":"x"}"#, 400, "must be a string");
+    refused("/concat", r#"{"a":1,"b":"x"}"#, 400, "expected a string");
+    refused("/sum", r#"{"a":1,"b":2} x"#, 400, "trailing characters");
     // The router and the body limit.
     refused("/nope", "{}", 404, "no route");
     let (status, _) = http(svc.http, "GET", "/sum", b"");

@@ -22,9 +22,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use addsvc::flags;
-use addsvc::transport::{
-    ClientOptions, Transport, concat_request, http_options, instance_clients, json_body,
-};
+use addsvc::transport::{ClientOptions, Members, Transport, http_options, instance_clients};
 use bytes::Bytes;
 use http::{Method, Request};
 use kit_client::balance::{Balanced, P2c};
@@ -365,7 +363,9 @@ async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
             "/addsvc/sum",
             Server::new(
                 sum,
-                |_cx, r: &Request<Bytes>| addsvc::transport::sum_request(json_body(r)?),
+                |cx, r: &Request<Bytes>| {
+                    json::decode_request::<Members<i64>>(cx, r).map(Into::into)
+                },
                 |cx, v: i64| json::encode_response(cx, json!({ "v": v })),
             )
             .options(routes.options()),
@@ -374,28 +374,22 @@ async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
             "/addsvc/concat",
             Server::new(
                 concat,
-                |_cx, r: &Request<Bytes>| concat_request(json_body(r)?),
+                |cx, r: &Request<Bytes>| {
+                    json::decode_request::<Members<String>>(cx, r).map(Into::into)
+                },
                 |cx, v: String| json::encode_response(cx, json!({ "v": v })),
             )
             .options(routes.options()),
         )
         .post(
             "/stringsvc/uppercase",
-            Server::new(
-                uppercase,
-                |_cx, r: &Request<Bytes>| json_body(r),
-                json::encode_response,
-            )
-            .options(routes.options()),
+            Server::new(uppercase, json::decode_request, json::encode_response)
+                .options(routes.options()),
         )
         .post(
             "/stringsvc/count",
-            Server::new(
-                count,
-                |_cx, r: &Request<Bytes>| json_body(r),
-                json::encode_response,
-            )
-            .options(routes.options()),
+            Server::new(count, json::decode_request, json::encode_response)
+                .options(routes.options()),
         );
 
     // The instance counts, for /metrics and for whoever watches the gateway converge.
