@@ -231,7 +231,8 @@ where
         let (metadata, mut extensions, message) = request.into_parts();
         let mut cx = Context::new();
         if let Some(timeout) = metadata
-            .get(GRPC_TIMEOUT)
+            .as_ref()
+            .get(&GRPC_TIMEOUT)
             .and_then(|v| v.to_str().ok())
             .and_then(parse)
         {

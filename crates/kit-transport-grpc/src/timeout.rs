@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-/// The header's name.
-pub(crate) const GRPC_TIMEOUT: &str = "grpc-timeout";
+/// The header's name, made once (a name given as text is parsed at every lookup).
+pub(crate) static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
 
 /// Parses a `grpc-timeout` value; `None` for anything malformed (the call then has no
 /// deadline, as the specification leaves it to the server).

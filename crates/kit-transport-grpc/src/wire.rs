@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, HeaderName, Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tonic::Status;
 use tonic::body::Body;
@@ -118,14 +118,18 @@ where
 /// and feed breakers. A trailers-only answer of that kind (how a unary or server-streaming call
 /// fails to decode its request) becomes `INVALID_ARGUMENT`, its message kept.
 fn invalid_argument_for_malformed_protobuf(headers: &mut HeaderMap) {
+    // Names made once: a name given as text is parsed at every lookup, on every call.
+    static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+    static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
     // grpc-message is percent-encoded: "failed to decode Protobuf message: ...".
     const DECODE_FAILED: &[u8] = b"failed%20to%20decode%20Protobuf%20message";
-    let internal = headers.get("grpc-status").map(|v| v.as_bytes()) == Some(b"13");
-    let decode_failed = headers
-        .get("grpc-message")
-        .is_some_and(|m| m.as_bytes().starts_with(DECODE_FAILED));
-    if internal && decode_failed {
-        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+    let internal = headers.get(&GRPC_STATUS).map(|v| v.as_bytes()) == Some(b"13");
+    if internal
+        && headers
+            .get(&GRPC_MESSAGE)
+            .is_some_and(|m| m.as_bytes().starts_with(DECODE_FAILED))
+    {
+        headers.insert(&GRPC_STATUS, http::HeaderValue::from_static("3"));
     }
 }
 

@@ -65,6 +65,7 @@ mod listener;
 mod request;
 mod router;
 mod server;
+mod timer;
 
 pub use body::{Body, BoxError};
 #[cfg(feature = "client")]

@@ -21,6 +21,7 @@ use crate::body::BoxError;
 use crate::deadlines::Deadlines;
 use crate::drain::Drain;
 use crate::request::{CONNECTION_PEER, RemoteAddr};
+use crate::timer::ConnectionTimer;
 
 /// A TCP listener that serves a `tower::Service` (a [`Router`](crate::Router), a
 /// [`Server`](crate::Server), or any other) over HTTP/1.1 and HTTP/2 without TLS (h2c, by
@@ -187,9 +188,9 @@ impl Listener {
 
     fn builder(&self) -> auto::Builder<TokioExecutor> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
+        // The HTTP/1.1 timer is each connection's own (`ConnectionTimer`, set in `serve`).
         builder
             .http1()
-            .timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout)
             .keep_alive(self.http1_keep_alive)
             .max_buf_size(self.max_header_bytes.max(8192));
@@ -264,7 +265,8 @@ impl Listener {
                 })
             };
             let (handshake_timeout, write_timeout) = (self.handshake_timeout, self.write_timeout);
-            let builder = builder.clone();
+            let mut builder = builder.clone();
+            builder.http1().timer(ConnectionTimer::default());
             let tracked = drain.track();
             #[cfg(feature = "tls")]
             let tls = self.tls.clone();

@@ -73,6 +73,62 @@ async fn a_client_that_never_finishes_its_headers_is_dropped_after_the_timeout()
 }
 
 #[tokio::test]
+async fn every_head_on_a_kept_alive_connection_is_timed_from_when_it_is_awaited() {
+    // The connection's header timer is kept from one head to the next (src/timer.rs): moved
+    // later after a quick request, fired unused during a request slower than the timeout; each
+    // time the next head still gets the whole timeout, and no more.
+    let timeout = Duration::from_millis(300);
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .header_read_timeout(timeout);
+    let sleepy = endpoint_fn(|_cx, millis: u64| async move {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        Ok::<_, Error>(millis)
+    });
+    let router = Router::new().post(
+        "/sleep",
+        Server::new(sleepy, json::decode_request, json::encode_response),
+    );
+    let running = Running::start(listener, router).await;
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    let mut answered = tokio::time::Instant::now();
+    for millis in ["0", "500", "0"] {
+        let request = format!(
+            "POST /sleep HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{millis}",
+            millis.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        while !(got.starts_with(b"HTTP/1.1 200") && got.ends_with(millis.as_bytes())) {
+            let mut chunk = [0; 1024];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+        }
+        answered = tokio::time::Instant::now();
+    }
+    stream
+        .write_all(b"POST /sleep HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let answer = closed_by_server(stream).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
+    // The timer starts when hyper starts waiting for the head, just before the answer arrives.
+    let waited = answered.elapsed();
+    assert!(
+        waited >= timeout - Duration::from_millis(20),
+        "closed after {waited:?}"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests_then_refuses_new_ones() {
     let started = Arc::new(AtomicUsize::new(0));
     let running = Running::serve(slow_router(
