@@ -198,7 +198,7 @@ impl slog::Value for Took {
         key: slog::Key,
         ser: &mut dyn slog::Serializer,
     ) -> slog::Result {
-        ser.emit_str(key, crate::text::duration(self.0).as_str())
+        crate::text::with_scratch(|scratch| ser.emit_str(key, scratch.duration(self.0)))
     }
 }
 

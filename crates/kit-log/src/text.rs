@@ -1,95 +1,136 @@
 //! Text that goes on every request's record (the timestamp, the caller, the call's duration),
-//! written into a buffer on the stack by hand: through `core::fmt` the three cost more than
-//! the rest of the record (a callgrind count of addsvc's request line, docs/PERFORMANCE.md).
+//! written by hand: through `core::fmt` the three cost more than the rest of the record (a
+//! callgrind count of addsvc's request line, docs/PERFORMANCE.md). It is built in a reused
+//! per-thread `String` from `&str`s and ASCII `char`s, so it is text without a UTF-8 check.
 //! Each writes exactly what its `fmt` form writes, and tests compare them.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A short text built on the stack.
-pub(crate) struct Text<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> Text<N> {
-    fn new() -> Self {
-        Text {
-            buf: [0; N],
-            len: 0,
-        }
-    }
-
-    /// Appends `bytes`; the callers size `N` so that it always fits.
-    fn push(&mut self, bytes: &[u8]) {
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
-
-    /// Appends `n` in decimal, at least `width` digits (zero-padded).
-    fn push_decimal(&mut self, mut n: u64, width: usize) {
-        let mut digits = [b'0'; 20];
-        let mut start = digits.len();
-        while n > 0 || start == digits.len() {
-            start -= 1;
-            digits[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-        start = start.min(digits.len() - width.min(digits.len()));
-        self.push(&digits[start..]);
-    }
-
-    /// The text: only ASCII and the `&str`s given to [`caller`] are ever pushed.
-    pub(crate) fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
-    }
+/// Reused buffers for the text of one value at a time.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    text: String,
+    /// The second last written on this thread, and its text up to the fraction
+    /// (`2026-11-24T16:20:01.`): records come many to a second, and the date is the costly part.
+    second: Option<(u64, String)>,
 }
 
 thread_local! {
-    /// The second last written on this thread, and its text up to the fraction
-    /// (`2026-11-24T16:20:01.`): records come many to a second, and the date is the costly part.
-    static SECOND: Cell<(u64, [u8; 20])> = const { Cell::new((u64::MAX, [0; 20])) };
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// `t` as RFC 3339 in UTC with nanoseconds (`2026-11-24T16:20:01.123456789Z`), as
-/// [`Rfc3339`](crate::Rfc3339) displays it; `None` after the year 9999 (let `fmt` write those).
-pub(crate) fn rfc3339(t: SystemTime) -> Option<Text<30>> {
-    // Times before 1970 are written as the epoch: log timestamps never need them.
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (cached, mut prefix) = SECOND.get();
-    if cached != secs {
-        prefix = second(secs)?;
-        SECOND.set((secs, prefix));
+/// Runs `f` with this thread's scratch buffers, or fresh ones if they are in use (a value
+/// written while another is being written).
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut f = Some(f);
+    let reused = SCRATCH.try_with(|cell| {
+        cell.try_borrow_mut()
+            .ok()
+            .map(|mut scratch| (f.take().expect("called once"))(&mut scratch))
+    });
+    match (reused, f) {
+        (Ok(Some(out)), _) => out,
+        (_, Some(f)) => f(&mut Scratch::default()),
+        (_, None) => unreachable!("the closure ran but returned nothing"),
     }
-    let mut text = Text::new();
-    text.push(&prefix);
-    text.push_decimal(since.subsec_nanos().into(), 9);
-    text.push(b"Z");
-    Some(text)
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// Appends `n`, below `10^WIDTH`, in exactly `WIDTH` (1 to 19) digits, zero-padded: the digits
+/// of `10^WIDTH + n` but the leading 1.
+fn push_padded<const WIDTH: u32>(out: &mut String, n: u64) {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(10u64.pow(WIDTH) + n % 10u64.pow(WIDTH));
+    out.push_str(&digits[1..]);
+}
+
+impl Scratch {
+    /// `t` as RFC 3339 in UTC with nanoseconds (`2026-11-24T16:20:01.123456789Z`), as
+    /// [`Rfc3339`](crate::Rfc3339) displays it; `None` after the year 9999 (let `fmt` write
+    /// those).
+    pub(crate) fn rfc3339(&mut self, t: SystemTime) -> Option<&str> {
+        // Times before 1970 are written as the epoch: log timestamps never need them.
+        let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        let prefix = match &mut self.second {
+            Some((cached, prefix)) if *cached == secs => prefix,
+            second => &second.insert((secs, second_text(secs)?)).1,
+        };
+        self.text.clear();
+        self.text.push_str(prefix);
+        push_padded::<9>(&mut self.text, since.subsec_nanos().into());
+        self.text.push('Z');
+        Some(&self.text)
+    }
+
+    /// `file:line`, as `format!("{file}:{line}")`.
+    pub(crate) fn caller(&mut self, file: &str, line: u32) -> &str {
+        self.text.clear();
+        self.text.push_str(file);
+        self.text.push(':');
+        push_decimal(&mut self.text, line.into());
+        &self.text
+    }
+
+    /// `d` as its `Debug` form writes it (`1.5ms`, `9.416µs`, `2s`): the largest unit under
+    /// which the whole part is not zero, then every fractional digit down to the last non-zero
+    /// one.
+    pub(crate) fn duration(&mut self, d: Duration) -> &str {
+        const NANOS_PER_MILLI: u32 = 1_000_000;
+        const NANOS_PER_MICRO: u32 = 1_000;
+        let nanos = d.subsec_nanos();
+        // `divisor` is the place of the fraction's first digit.
+        let (whole, fraction, divisor, unit): (u64, u32, u32, &str) = if d.as_secs() > 0 {
+            (d.as_secs(), nanos, 100_000_000, "s")
+        } else if nanos >= NANOS_PER_MILLI {
+            let whole = u64::from(nanos / NANOS_PER_MILLI);
+            (whole, nanos % NANOS_PER_MILLI, 100_000, "ms")
+        } else if nanos >= NANOS_PER_MICRO {
+            let whole = u64::from(nanos / NANOS_PER_MICRO);
+            (whole, nanos % NANOS_PER_MICRO, 100, "µs")
+        } else {
+            (u64::from(nanos), 0, 1, "ns")
+        };
+        self.text.clear();
+        push_decimal(&mut self.text, whole);
+        if fraction > 0 {
+            // The fraction's digits (as many as the unit has) without the trailing zeros.
+            let mut buffer = itoa::Buffer::new();
+            let digits = buffer.format(u64::from(divisor) * 10 + u64::from(fraction));
+            self.text.push('.');
+            self.text.push_str(digits[1..].trim_end_matches('0'));
+        }
+        self.text.push_str(unit);
+        &self.text
+    }
 }
 
 /// The text of the second `secs` after the epoch up to its fraction, or `None` after 9999.
-fn second(secs: u64) -> Option<[u8; 20]> {
+fn second_text(secs: u64) -> Option<String> {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days);
     if year > 9999 {
         return None;
     }
-    let mut text = Text::<20>::new();
-    text.push_decimal(year, 4);
-    text.push(b"-");
-    text.push_decimal(month, 2);
-    text.push(b"-");
-    text.push_decimal(day, 2);
-    text.push(b"T");
-    text.push_decimal(rem / 3600, 2);
-    text.push(b":");
-    text.push_decimal(rem / 60 % 60, 2);
-    text.push(b":");
-    text.push_decimal(rem % 60, 2);
-    text.push(b".");
-    Some(text.buf)
+    let mut text = String::with_capacity(20);
+    push_padded::<4>(&mut text, year);
+    text.push('-');
+    push_padded::<2>(&mut text, month);
+    text.push('-');
+    push_padded::<2>(&mut text, day);
+    text.push('T');
+    push_padded::<2>(&mut text, rem / 3600);
+    text.push(':');
+    push_padded::<2>(&mut text, rem / 60 % 60);
+    text.push(':');
+    push_padded::<2>(&mut text, rem % 60);
+    text.push('.');
+    Some(text)
 }
 
 /// The proleptic Gregorian date `days` after 1970-01-01 (the well-known era-based conversion:
@@ -107,70 +148,31 @@ pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
-/// The longest file path [`caller`] writes by hand; longer ones go through `fmt`.
-const MAX_CALLER_FILE: usize = 200;
-
-/// `file:line`, as `format!("{file}:{line}")`; `None` for a path longer than 200 bytes.
-pub(crate) fn caller(file: &str, line: u32) -> Option<Text<{ MAX_CALLER_FILE + 11 }>> {
-    if file.len() > MAX_CALLER_FILE {
-        return None;
-    }
-    let mut text = Text::new();
-    text.push(file.as_bytes());
-    text.push(b":");
-    text.push_decimal(line.into(), 1);
-    Some(text)
-}
-
-/// `d` as its `Debug` form writes it (`1.5ms`, `9.416µs`, `2s`): the largest unit under
-/// which the whole part is not zero, then every fractional digit down to the last non-zero one.
-pub(crate) fn duration(d: Duration) -> Text<32> {
-    const NANOS_PER_MILLI: u32 = 1_000_000;
-    const NANOS_PER_MICRO: u32 = 1_000;
-    let nanos = d.subsec_nanos();
-    let (whole, mut fraction, mut divisor, unit): (u64, u32, u32, &str) = if d.as_secs() > 0 {
-        (d.as_secs(), nanos, 100_000_000, "s")
-    } else if nanos >= NANOS_PER_MILLI {
-        let whole = u64::from(nanos / NANOS_PER_MILLI);
-        (whole, nanos % NANOS_PER_MILLI, 100_000, "ms")
-    } else if nanos >= NANOS_PER_MICRO {
-        let whole = u64::from(nanos / NANOS_PER_MICRO);
-        (whole, nanos % NANOS_PER_MICRO, 100, "µs")
-    } else {
-        (u64::from(nanos), 0, 1, "ns")
-    };
-    let mut text = Text::new();
-    text.push_decimal(whole, 1);
-    if fraction > 0 {
-        text.push(b".");
-        while fraction > 0 {
-            text.push(&[b'0' + (fraction / divisor) as u8]);
-            fraction %= divisor;
-            divisor /= 10;
-        }
-    }
-    text.push(unit.as_bytes());
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn duration(d: Duration) -> String {
+        with_scratch(|s| s.duration(d).to_owned())
+    }
+
+    fn rfc3339(t: SystemTime) -> Option<String> {
+        with_scratch(|s| s.rfc3339(t).map(str::to_owned))
+    }
 
     proptest! {
         #[test]
         fn durations_read_as_debug_writes_them(secs in prop_oneof![Just(0u64), 0..100u64, any::<u64>()],
                                               nanos in prop_oneof![0..1_000u32, 0..1_000_000u32, 0..1_000_000_000u32]) {
             let d = Duration::new(secs, nanos);
-            let text = duration(d);
-            prop_assert_eq!(text.as_str(), format!("{d:?}"));
+            prop_assert_eq!(duration(d), format!("{d:?}"));
         }
 
         #[test]
-        fn callers_read_as_fmt_writes_them(file in "[a-z/._é]{0,100}", line in any::<u32>()) {
-            let text = caller(&file, line).expect("a short path");
-            prop_assert_eq!(text.as_str(), format!("{file}:{line}"));
+        fn callers_read_as_fmt_writes_them(file in "[a-z/._é]{0,300}", line in any::<u32>()) {
+            let text = with_scratch(|s| s.caller(&file, line).to_owned());
+            prop_assert_eq!(text, format!("{file}:{line}"));
         }
     }
 
@@ -187,17 +189,9 @@ mod tests {
             (Duration::new(1, 1), "1.000000001s"),
             (Duration::MAX, "18446744073709551615.999999999s"),
         ] {
-            assert_eq!(duration(d).as_str(), text);
+            assert_eq!(duration(d), text);
             assert_eq!(format!("{d:?}"), text);
         }
-    }
-
-    #[test]
-    fn long_paths_are_left_to_fmt() {
-        assert!(caller(&"a".repeat(MAX_CALLER_FILE), 1).is_some());
-        assert!(caller(&"a".repeat(MAX_CALLER_FILE + 1), 1).is_none());
-        let longest = caller(&"a".repeat(MAX_CALLER_FILE), u32::MAX).unwrap();
-        assert!(longest.as_str().ends_with(":4294967295"));
     }
 
     #[test]
@@ -210,17 +204,25 @@ mod tests {
             (t, "2025-11-30T23:59:59.999999999Z"),
             (t, "2025-11-30T23:59:59.999999999Z"),
         ] {
-            assert_eq!(rfc3339(t).unwrap().as_str(), text);
+            assert_eq!(rfc3339(t).unwrap(), text);
         }
     }
 
     #[test]
     fn years_past_9999_are_left_to_fmt() {
         let last = UNIX_EPOCH + Duration::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z
-        assert_eq!(
-            rfc3339(last).unwrap().as_str(),
-            "9999-12-31T23:59:59.000000000Z"
-        );
+        assert_eq!(rfc3339(last).unwrap(), "9999-12-31T23:59:59.000000000Z");
         assert!(rfc3339(last + Duration::from_secs(1)).is_none());
+        // The cache is left as it was: the next time in range is still written right.
+        assert_eq!(rfc3339(last).unwrap(), "9999-12-31T23:59:59.000000000Z");
+    }
+
+    #[test]
+    fn a_value_written_while_the_scratch_is_in_use_gets_its_own() {
+        let outer = with_scratch(|s| {
+            let inner = with_scratch(|s| s.caller("inner.rs", 2).to_owned());
+            format!("{} {inner}", s.caller("outer.rs", 1))
+        });
+        assert_eq!(outer, "outer.rs:1 inner.rs:2");
     }
 }

@@ -32,10 +32,10 @@ pub struct TimestampUtc;
 impl slog::Value for TimestampUtc {
     fn serialize(&self, _: &Record<'_>, key: Key, ser: &mut dyn Serializer) -> slog::Result {
         let now = SystemTime::now();
-        match crate::text::rfc3339(now) {
-            Some(text) => ser.emit_str(key, text.as_str()),
+        crate::text::with_scratch(|scratch| match scratch.rfc3339(now) {
+            Some(text) => ser.emit_str(key, text),
             None => ser.emit_arguments(key, &format_args!("{}", Rfc3339(now))),
-        }
+        })
     }
 }
 
@@ -56,10 +56,7 @@ pub struct Caller;
 impl slog::Value for Caller {
     fn serialize(&self, record: &Record<'_>, key: Key, ser: &mut dyn Serializer) -> slog::Result {
         let (file, line) = (record.file(), record.line());
-        match crate::text::caller(file, line) {
-            Some(text) => ser.emit_str(key, text.as_str()),
-            None => ser.emit_arguments(key, &format_args!("{file}:{line}")),
-        }
+        crate::text::with_scratch(|scratch| ser.emit_str(key, scratch.caller(file, line)))
     }
 }
 
@@ -77,10 +74,10 @@ pub struct Rfc3339(pub SystemTime);
 
 impl fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match crate::text::rfc3339(self.0) {
-            Some(text) => f.write_str(text.as_str()),
+        crate::text::with_scratch(|scratch| match scratch.rfc3339(self.0) {
+            Some(text) => f.write_str(text),
             None => write_rfc3339(self.0, f),
-        }
+        })
     }
 }
 
