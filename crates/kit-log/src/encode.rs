@@ -208,18 +208,21 @@ fn encode<F: Format, R>(
     Ok(write(line))
 }
 
-/// Encodes with the thread's reusable buffers, or fresh ones if a value being encoded logs
-/// in turn (the thread's buffers are then in use).
-fn with_buffers<R>(f: impl FnOnce(&mut Buffers) -> R) -> R {
+/// Runs `f` with this thread's value of `reused` (buffers kept from one record to the next), or
+/// a fresh one if it is in use: a value being encoded that logs in turn.
+pub(crate) fn with_reused<T: Default, R>(
+    reused: &'static std::thread::LocalKey<RefCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
     let mut f = Some(f);
-    let reused = BUFFERS.try_with(|cell| {
+    let done = reused.try_with(|cell| {
         cell.try_borrow_mut()
             .ok()
-            .map(|mut bufs| (f.take().expect("called once"))(&mut bufs))
+            .map(|mut value| (f.take().expect("called once"))(&mut value))
     });
-    match (reused, f) {
+    match (done, f) {
         (Ok(Some(out)), _) => out,
-        (_, Some(f)) => f(&mut Buffers::default()),
+        (_, Some(f)) => f(&mut T::default()),
         (_, None) => unreachable!("the closure ran but returned nothing"),
     }
 }
@@ -272,7 +275,7 @@ impl<F: Format, W: Write + Send + 'static> Drain for Encoder<F, W> {
     type Err = io::Error;
 
     fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> io::Result<()> {
-        with_buffers(|bufs| {
+        with_reused(&BUFFERS, |bufs| {
             encode::<F, _>(bufs, record, values, |line| {
                 if let Some(lines) = &self.lines {
                     lines.push(line);

@@ -23,17 +23,7 @@ thread_local! {
 /// Runs `f` with this thread's scratch buffers, or fresh ones if they are in use (a value
 /// written while another is being written).
 pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
-    let mut f = Some(f);
-    let reused = SCRATCH.try_with(|cell| {
-        cell.try_borrow_mut()
-            .ok()
-            .map(|mut scratch| (f.take().expect("called once"))(&mut scratch))
-    });
-    match (reused, f) {
-        (Ok(Some(out)), _) => out,
-        (_, Some(f)) => f(&mut Scratch::default()),
-        (_, None) => unreachable!("the closure ran but returned nothing"),
-    }
+    crate::encode::with_reused(&SCRATCH, f)
 }
 
 /// Appends `n` in decimal.
