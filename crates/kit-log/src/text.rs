@@ -1,7 +1,8 @@
 //! Text that goes on every request's record (the timestamp, the caller, the call's duration),
 //! written by hand: through `core::fmt` the three cost more than the rest of the record (a
 //! callgrind count of addsvc's request line, docs/PERFORMANCE.md). It is built in a reused
-//! per-thread `String` from `&str`s and ASCII `char`s, so it is text without a UTF-8 check.
+//! per-thread `String` from `&str`s (`itoa`'s digits among them), so it is text without a
+//! UTF-8 check.
 //! Each writes exactly what its `fmt` form writes, and tests compare them.
 
 use std::cell::RefCell;
