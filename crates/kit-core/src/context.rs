@@ -109,8 +109,14 @@ impl Context {
 
     /// This context with a deadline `timeout` from now, or its current one if that is earlier.
     pub fn with_timeout(self, timeout: Duration) -> Self {
+        self.with_timeout_from(Instant::now(), timeout)
+    }
+
+    /// [`with_timeout`](Self::with_timeout) from `now`, read by the caller: a caller that also
+    /// checks the context at once reads the clock once for both.
+    pub(crate) fn with_timeout_from(self, now: Instant, timeout: Duration) -> Self {
         // An absurdly long timeout means "no tighter deadline", not an overflow panic.
-        match Instant::now().checked_add(timeout) {
+        match now.checked_add(timeout) {
             Some(deadline) => self.with_deadline(deadline),
             None => self,
         }
@@ -158,11 +164,16 @@ impl Context {
     /// The error a call under this context should end with now, if any: cancelled, or past its
     /// deadline. Cheap enough to check before starting expensive work.
     pub fn err(&self) -> Option<Error> {
+        self.err_by(Instant::now)
+    }
+
+    /// [`err`](Self::err) with the time `now` gives, read only for a context with a deadline.
+    pub(crate) fn err_by(&self, now: impl FnOnce() -> Instant) -> Option<Error> {
         if self.is_cancelled() {
             return Some(cancelled());
         }
         match self.deadline {
-            Some(deadline) if deadline <= Instant::now() => Some(deadline_exceeded()),
+            Some(deadline) if deadline <= now() => Some(deadline_exceeded()),
             _ => None,
         }
     }

@@ -17,6 +17,8 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::{BoxFuture, Context, Endpoint, Error, Middleware};
 
 /// The deadline middleware: wraps an endpoint in a [`DeadlineEndpoint`].
@@ -73,9 +75,14 @@ where
         cx: Context,
         req: Req,
     ) -> impl Future<Output = Result<E::Response, Error>> + Send {
-        let cx = match self.timeout {
-            Some(timeout) => cx.with_timeout(timeout),
-            None => cx,
+        // The clock is read once for the timeout and the check below (a read costs as much as
+        // the rest of this layer's work on a call answered at once).
+        let (cx, now) = match self.timeout {
+            Some(timeout) => {
+                let now = Instant::now();
+                (cx.with_timeout_from(now, timeout), Some(now))
+            }
+            None => (cx, None),
         };
         async move {
             // Most contexts inside a service carry a deadline, but one that can never end
@@ -83,7 +90,7 @@ where
             if !cx.can_end() {
                 return self.inner.call(cx, req).await;
             }
-            if let Some(err) = cx.err() {
+            if let Some(err) = cx.err_by(|| now.unwrap_or_else(Instant::now)) {
                 return Err(err);
             }
             let watch = cx.clone();

@@ -138,3 +138,21 @@ async fn the_endpoints_own_error_passes_through_unchanged() {
     assert!(err.is_business());
     assert_eq!(err.to_string(), "insufficient funds");
 }
+
+// With a timeout, the middleware reads the clock once for the timeout and the check before the
+// call: an expired caller's deadline and a zero timeout are both still refused at once.
+#[tokio::test(start_paused = true)]
+async fn with_timeout_refuses_an_expired_context_and_a_zero_timeout_before_the_call() {
+    let (started, finished) = counters();
+    let ep = Deadline::with_timeout(Duration::from_secs(1))
+        .wrap(sleeper(started.clone(), finished.clone()));
+    let cx = Context::new().with_timeout(Duration::from_millis(5));
+    tokio::time::advance(Duration::from_millis(5)).await;
+    let err = ep.call(cx, Duration::ZERO).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+
+    let ep = Deadline::with_timeout(Duration::ZERO).wrap(sleeper(started.clone(), finished));
+    let err = ep.call(Context::new(), Duration::ZERO).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(started.load(Ordering::SeqCst), 0);
+}
