@@ -1,6 +1,7 @@
 //! The per-endpoint server: decode the request, call the endpoint, encode the response (go-kit's
 //! `httptransport.Server`).
 
+use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
@@ -223,22 +224,29 @@ where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        self.clone().handle_boxed(box_body(request))
+        Self::handle_boxed(self.clone(), box_body(request))
     }
 
-    /// Serves one request whose body is boxed already. Not an `async fn`: one holds its
-    /// arguments for its whole life beside what it makes of them, and this future is boxed
-    /// for every request (small enough, it is served from the allocator's per-thread cache).
+    /// Serves one request whose body is boxed already, for a server held by value (`Server`)
+    /// or shared (`Arc<Server>`: the router's, one reference count per request rather than
+    /// one per field). Not an `async fn`: one holds its arguments for its whole life beside
+    /// what it makes of them, and this future is boxed for every request (small enough, it is
+    /// served from the allocator's per-thread cache).
     pub(crate) fn handle_boxed(
-        self,
+        server: impl Borrow<Self> + Send + 'static,
         request: Request<AnyBody>,
     ) -> impl Future<Output = Response<Body>> + Send + 'static {
         let (parts, body) = request.into_parts();
-        self.respond(parts, body)
+        Self::respond(server, parts, body)
     }
 
-    async fn respond(self, parts: http::request::Parts, body: AnyBody) -> Response<Body> {
-        let options = &self.options.inner;
+    async fn respond(
+        server: impl Borrow<Self> + Send + 'static,
+        parts: http::request::Parts,
+        body: AnyBody,
+    ) -> Response<Body> {
+        let server = server.borrow();
+        let options = &server.options.inner;
         let mut cx = Context::new();
         for before in &options.before {
             cx = before(cx, &parts);
@@ -249,7 +257,7 @@ where
         {
             Ok(body) => {
                 let request = Request::from_parts(parts, body);
-                let decoded = (self.decode)(&cx, &request);
+                let decoded = (server.decode)(&cx, &request);
                 cx = cx.with_value(RequestInfo::new(request.into_parts().0));
                 decoded
             }
@@ -259,8 +267,8 @@ where
             }
         };
         let result = match decoded {
-            Ok(request) => match self.endpoint.call(cx.clone(), request).await {
-                Ok(response) => (self.encode)(&cx, response),
+            Ok(request) => match server.endpoint.call(cx.clone(), request).await {
+                Ok(response) => (server.encode)(&cx, response),
                 Err(err) => Err(err),
             },
             Err(err) => Err(err),

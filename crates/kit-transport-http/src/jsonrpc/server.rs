@@ -187,7 +187,7 @@ impl JsonRpcServer {
         let server = self.server.clone();
         let request = box_body(request);
         async move {
-            let mut response = server.handle_boxed(request).await;
+            let mut response = Server::handle_boxed(server, request).await;
             if response.status() == StatusCode::METHOD_NOT_ALLOWED {
                 response
                     .headers_mut()
