@@ -287,3 +287,43 @@ fn lines_that_wait_together_are_written_together() {
     assert!((1..=2).contains(&writes), "{writes} writes for 11 lines");
     assert_eq!(guard.dropped(), 0);
 }
+
+// Two threads hand a turn back and forth, each logging one record per turn: every record is
+// logged after the one before it, on the other thread, over many of the writer thread's
+// writes. The lines come out in that order.
+#[test]
+fn lines_from_several_threads_are_written_in_the_order_they_were_logged() {
+    let out = Captured::default();
+    let (encoder, guard) = Logfmt::non_blocking(out.clone(), 4096);
+    let logger = Logger::new(encoder.ignore_res());
+    const TURNS: u64 = 2000;
+    let (to_b, b_turn) = mpsc::channel::<u64>();
+    let (to_a, a_turn) = mpsc::channel::<u64>();
+    let b = {
+        let logger = logger.clone();
+        std::thread::spawn(move || {
+            while let Ok(n) = b_turn.recv() {
+                kit_log::log!(logger, "n", n, "by", "b");
+                if to_a.send(n + 1).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let mut n = 0;
+    while n < TURNS {
+        kit_log::log!(logger, "n", n, "by", "a");
+        to_b.send(n + 1).unwrap();
+        n = a_turn.recv().unwrap();
+    }
+    drop(to_b);
+    b.join().unwrap();
+    guard.flush().unwrap();
+    let numbers: Vec<u64> = out
+        .text()
+        .lines()
+        .map(|l| parse_logfmt(l).unwrap()[0].1.parse().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..TURNS).collect::<Vec<_>>());
+    assert_eq!(guard.dropped(), 0);
+}
