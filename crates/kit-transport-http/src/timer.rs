@@ -4,11 +4,17 @@
 //! hyper (1.12) times each request head with a new sleep and drops it once the head is in. With
 //! tokio's timer that is, for every request, a sleep made, an insertion into the timer wheel
 //! and a removal, each under the driver's lock. [`ConnectionTimer`] keeps the tokio sleep hyper
-//! drops and hands it back for the next head, moved to the new deadline: moving a registered
-//! tokio timer later is one atomic exchange, and the driver's lock is left alone (addsvc's
-//! `POST /sum`: 240 instructions fewer a request, docs/PERFORMANCE.md). A kept sleep may still
-//! fire at its old deadline: that wakes the connection's task once for nothing, which a future
-//! must allow for anyway.
+//! drops and hands it back for the next head (addsvc's `POST /sum`: 240 instructions fewer a
+//! request, docs/PERFORMANCE.md).
+//!
+//! A head's deadline is later than the last one's, so the kept sleep is not moved at all: it
+//! fires at its old deadline, and finding the head's deadline still ahead, moves itself there
+//! then. A connection's sleep is thus moved once per timeout's length at most, not at every
+//! request: moving a tokio sleep clones the runtime's handle, a reference count that every
+//! worker thread shares, and `perf annotate` put a percent of the CPU per request there. A
+//! deadline earlier than the sleep's moves it at once. Either way a sleep completes at its
+//! deadline, never before; the kept sleep may wake the connection's task for nothing, which a
+//! future must allow for anyway.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,13 +41,17 @@ impl ConnectionTimer {
             .take();
         let sleep = match spare {
             Some(mut sleep) => {
-                sleep.as_mut().reset(deadline.into());
+                // Only a sleep that would fire too late is moved now.
+                if sleep.deadline() > deadline.into() {
+                    sleep.as_mut().reset(deadline.into());
+                }
                 sleep
             }
             None => Box::pin(tokio::time::sleep_until(deadline.into())),
         };
         KeptSleep {
             sleep: Some(sleep),
+            deadline: deadline.into(),
             spare: Arc::clone(&self.spare),
         }
     }
@@ -69,17 +79,23 @@ impl hyper::rt::Timer for ConnectionTimer {
     }
 }
 
-/// A sleep that goes back to its connection's timer when dropped.
+/// A sleep until `deadline` that goes back to its connection's timer when dropped. The tokio
+/// sleep's own deadline may be earlier (see the module's doc), never later.
 struct KeptSleep {
     sleep: Option<TokioSleep>,
+    deadline: tokio::time::Instant,
     spare: Arc<Mutex<Option<TokioSleep>>>,
 }
 
 impl KeptSleep {
     fn reset(self: Pin<&mut Self>, deadline: Instant) {
         // KeptSleep is Unpin: the tokio sleep is pinned in its own box.
-        if let Some(sleep) = &mut self.get_mut().sleep {
-            sleep.as_mut().reset(deadline.into());
+        let this = self.get_mut();
+        this.deadline = deadline.into();
+        if let Some(sleep) = &mut this.sleep
+            && sleep.deadline() > this.deadline
+        {
+            sleep.as_mut().reset(this.deadline);
         }
     }
 }
@@ -88,9 +104,17 @@ impl Future for KeptSleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match &mut self.get_mut().sleep {
-            Some(sleep) => sleep.as_mut().poll(cx),
-            None => Poll::Ready(()),
+        let this = self.get_mut();
+        let Some(sleep) = &mut this.sleep else {
+            return Poll::Ready(());
+        };
+        loop {
+            std::task::ready!(sleep.as_mut().poll(cx));
+            if sleep.deadline() >= this.deadline {
+                return Poll::Ready(());
+            }
+            // Fired at an earlier deadline: on to this one (registered by the next poll).
+            sleep.as_mut().reset(this.deadline);
         }
     }
 }
@@ -148,6 +172,35 @@ mod tests {
         assert!(poll_once(&mut second).is_pending(), "already fired");
         (&mut second).await;
         assert!(Instant::now() >= start + Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_sleep_is_moved_later_only_once_it_fires() {
+        let timer = ConnectionTimer::default();
+        let start = Instant::now();
+        let mut first = timer.sleep_until((start + Duration::from_secs(1)).into_std());
+        assert!(poll_once(&mut first).is_pending());
+        drop(first);
+        // Heads come and go before the first deadline: the tokio sleep is left where it is.
+        for later in 2..5 {
+            let mut next = timer.sleep_until((start + Duration::from_secs(later)).into_std());
+            assert!(poll_once(&mut next).is_pending());
+            drop(next);
+            let kept = timer.spare.lock().unwrap();
+            assert_eq!(
+                kept.as_ref().unwrap().deadline(),
+                start + Duration::from_secs(1)
+            );
+        }
+        // Past it, the sleep of a head due at 4 s fires at 4 s, not 1 s.
+        let mut last = timer.sleep_until((start + Duration::from_secs(4)).into_std());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            poll_once(&mut last).is_pending(),
+            "fired at the kept deadline"
+        );
+        (&mut last).await;
+        assert_eq!(Instant::now(), start + Duration::from_secs(4));
     }
 
     #[tokio::test(start_paused = true)]
