@@ -83,8 +83,9 @@ where
 /// ```
 #[derive(Clone)]
 pub struct JsonRpcServer {
-    // The HTTP server does the exchange; its endpoint answers the JSON-RPC body.
-    server: Server<Dispatch, Parsed, Option<Value>>,
+    // The HTTP server does the exchange; its endpoint answers the JSON-RPC body. Shared, as the
+    // router shares its servers: a request clones one reference count, not the server's four.
+    server: Arc<Server<Dispatch, Parsed, Option<Value>>>,
 }
 
 /// A POSTed body as JSON, or why it is not (a parse error, answered in the body).
@@ -121,19 +122,20 @@ impl JsonRpcServer {
             options: ServerOptions::default(),
         };
         JsonRpcServer {
-            server: Server::new(dispatch, decode_body, encode_answer),
+            server: Arc::new(Server::new(dispatch, decode_body, encode_answer)),
         }
     }
 
     fn dispatch(&mut self) -> &mut Dispatch {
-        Arc::make_mut(&mut self.server.endpoint)
+        Arc::make_mut(&mut Arc::make_mut(&mut self.server).endpoint)
     }
 
     /// Uses `options` (hooks, error encoder, body limit and read timeout), as
     /// [`Server::options`] does.
     pub fn options(mut self, options: ServerOptions) -> Self {
         self.dispatch().options = options.clone();
-        self.server = self.server.options(options);
+        let server = Arc::make_mut(&mut self.server);
+        *server = server.clone().options(options);
         self
     }
 
@@ -184,7 +186,7 @@ impl JsonRpcServer {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let server = self.server.clone();
+        let server = Arc::clone(&self.server);
         let request = box_body(request);
         async move {
             let mut response = Server::handle_boxed(server, request).await;
