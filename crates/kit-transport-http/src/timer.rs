@@ -41,10 +41,7 @@ impl ConnectionTimer {
             .take();
         let sleep = match spare {
             Some(mut sleep) => {
-                // Only a sleep that would fire too late is moved now.
-                if sleep.deadline() > deadline.into() {
-                    sleep.as_mut().reset(deadline.into());
-                }
+                due_by(&mut sleep, deadline.into());
                 sleep
             }
             None => Box::pin(tokio::time::sleep_until(deadline.into())),
@@ -79,6 +76,14 @@ impl hyper::rt::Timer for ConnectionTimer {
     }
 }
 
+/// Moves `sleep` to `deadline` if it would fire later; one that fires earlier is left where it
+/// is (see the module's doc).
+fn due_by(sleep: &mut TokioSleep, deadline: tokio::time::Instant) {
+    if sleep.deadline() > deadline {
+        sleep.as_mut().reset(deadline);
+    }
+}
+
 /// A sleep until `deadline` that goes back to its connection's timer when dropped. The tokio
 /// sleep's own deadline may be earlier (see the module's doc), never later.
 struct KeptSleep {
@@ -92,10 +97,8 @@ impl KeptSleep {
         // KeptSleep is Unpin: the tokio sleep is pinned in its own box.
         let this = self.get_mut();
         this.deadline = deadline.into();
-        if let Some(sleep) = &mut this.sleep
-            && sleep.deadline() > this.deadline
-        {
-            sleep.as_mut().reset(this.deadline);
+        if let Some(sleep) = &mut this.sleep {
+            due_by(sleep, this.deadline);
         }
     }
 }
