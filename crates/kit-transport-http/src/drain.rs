@@ -6,7 +6,7 @@
 //! channel, a lock that all worker threads contend for on every request).
 
 use std::collections::HashMap;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -85,8 +85,11 @@ impl Tracked {
     }
 
     /// Serves `connection` until it ends, shutting it down gracefully when the drain starts.
-    pub(crate) async fn serve<C: GracefulConnection>(&self, connection: C) {
-        let mut connection = pin!(connection);
+    ///
+    /// Takes the connection pinned where the caller holds it: a connection moved into this
+    /// future would be stored twice in the connection's task (as the argument and as the pinned
+    /// local; about 1.6 KiB each for an HTTP connection).
+    pub(crate) async fn serve<C: GracefulConnection>(&self, mut connection: Pin<&mut C>) {
         let mut signalled = pin!(self.signal.notified());
         let mut draining = self.shared.closing.load(Ordering::SeqCst);
         if draining {
@@ -117,5 +120,37 @@ impl Drop for Tracked {
         {
             self.shared.all_closed.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn serving_a_connection_does_not_store_it_a_second_time() {
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let (io, _client) = tokio::io::duplex(64);
+        let service = hyper::service::service_fn(|_| async {
+            Ok::<_, Infallible>(http::Response::new(Empty::<Bytes>::new()))
+        });
+        let connection = pin!(builder.serve_connection(TokioIo::new(io), service));
+        let connection_bytes = std::mem::size_of_val(&*connection);
+        let drain = Drain::default();
+        let tracked = drain.track();
+        let serving = tracked.serve(connection);
+        // Every open connection's task holds this future: what it adds is per connection.
+        let serving_bytes = std::mem::size_of_val(&serving);
+        assert!(
+            serving_bytes < connection_bytes / 4,
+            "serving adds {serving_bytes} bytes to a {connection_bytes}-byte connection"
+        );
     }
 }

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -291,15 +292,17 @@ impl Listener {
                         let stream = Deadlines::new(stream, handshake_timeout, write_timeout);
                         let stream = JsonAutomaticAnswers::new(stream, calls);
                         let connection =
-                            builder.serve_connection(TokioIo::new(stream), hyper_service);
-                        tracked.serve(connection.into_owned()).await;
+                            pin!(builder.serve_connection(TokioIo::new(stream), hyper_service));
+                        tracked.serve(connection).await;
                     }
                     return;
                 }
                 let stream = Deadlines::new(stream, handshake_timeout, write_timeout);
                 let stream = JsonAutomaticAnswers::new(stream, calls);
-                let connection = builder.serve_connection(TokioIo::new(stream), hyper_service);
-                tracked.serve(connection.into_owned()).await;
+                // Borrows the task's builder: `into_owned` would clone it once more.
+                let connection =
+                    pin!(builder.serve_connection(TokioIo::new(stream), hyper_service));
+                tracked.serve(connection).await;
             }));
         }
         drop(self.listener);
