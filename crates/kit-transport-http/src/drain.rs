@@ -129,14 +129,14 @@ mod tests {
 
     use bytes::Bytes;
     use http_body_util::Empty;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto;
+    use hyper::server::conn::http1;
+    use hyper_util::rt::TokioIo;
 
     use super::*;
 
     #[tokio::test]
     async fn serving_a_connection_does_not_store_it_a_second_time() {
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let builder = http1::Builder::new();
         let (io, _client) = tokio::io::duplex(64);
         let service = hyper::service::service_fn(|_| async {
             Ok::<_, Infallible>(http::Response::new(Empty::<Bytes>::new()))

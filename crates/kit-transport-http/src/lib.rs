@@ -54,7 +54,6 @@ mod automatic;
 mod body;
 #[cfg(feature = "client")]
 mod client;
-mod deadlines;
 mod drain;
 mod error;
 pub mod json;
@@ -62,10 +61,12 @@ pub mod json;
 #[cfg_attr(docsrs, doc(cfg(feature = "jsonrpc")))]
 pub mod jsonrpc;
 mod listener;
+mod protocol;
 mod request;
 mod router;
 mod server;
 mod timer;
+mod write_deadline;
 
 pub use body::{Body, BoxError};
 #[cfg(feature = "client")]

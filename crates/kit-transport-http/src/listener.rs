@@ -11,18 +11,23 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 
-use crate::automatic::{Calls, JsonAutomaticAnswers};
+use crate::automatic::{Calls, HEAD_TOO_LARGE, JsonAutomaticAnswers};
 use crate::body::BoxError;
-use crate::deadlines::Deadlines;
-use crate::drain::Drain;
+use crate::drain::{Drain, Tracked};
+#[cfg(feature = "tls")]
+use crate::protocol::detect;
+use crate::protocol::{Protocol, detect_tcp};
 use crate::request::{CONNECTION_PEER, RemoteAddr};
 use crate::timer::ConnectionTimer;
+use crate::write_deadline::WriteDeadline;
 
 /// A TCP listener that serves a `tower::Service` (a [`Router`](crate::Router), a
 /// [`Server`](crate::Server), or any other) over HTTP/1.1 and HTTP/2 without TLS (h2c, by
@@ -187,21 +192,24 @@ impl Listener {
         self.drain_timeout
     }
 
-    fn builder(&self) -> auto::Builder<TokioExecutor> {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        // The HTTP/1.1 timer is each connection's own (`ConnectionTimer`, set in `serve`).
-        builder
-            .http1()
+    fn protocols(&self) -> Protocols {
+        let mut http1 = http1::Builder::new();
+        // The timer is each connection's own (`ConnectionTimer`, set in `Protocols::serve`).
+        http1
             .header_read_timeout(self.header_read_timeout)
             .keep_alive(self.http1_keep_alive)
             .max_buf_size(self.max_header_bytes.max(8192));
-        builder
-            .http2()
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX))
             .keep_alive_interval(self.http2_keep_alive_interval)
             .keep_alive_timeout(self.http2_keep_alive_timeout);
-        builder
+        Protocols {
+            http1,
+            http2,
+            write_timeout: self.write_timeout,
+        }
     }
 
     /// Serves `service` until `shutdown` completes, then stops accepting, lets in-flight requests
@@ -222,7 +230,7 @@ impl Listener {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let builder = self.builder();
+        let protocols = Arc::new(self.protocols());
         let drain = Drain::default();
         let places = Arc::new(Semaphore::new(self.max_connections));
         let mut shutdown = std::pin::pin!(shutdown);
@@ -246,63 +254,62 @@ impl Listener {
             };
             let _ = stream.set_nodelay(true);
             let service = service.clone();
+            let max_header_bytes = self.max_header_bytes;
             let calls = Arc::new(Calls::default());
             let hyper_service = {
                 let calls = Arc::clone(&calls);
                 hyper::service::service_fn(move |mut request: Request<Incoming>| {
                     // HTTP/1.1 requests learn the peer from the connection's task
-                    // (CONNECTION_PEER); HTTP/2 streams run on tasks of their own.
-                    if request.version() == http::Version::HTTP_2 {
+                    // (CONNECTION_PEER); HTTP/2 streams run on tasks of their own. HTTP/2's
+                    // header limit is h2's own; HTTP/1.1's is checked here (hyper's buffer
+                    // limit stops a head still incomplete at the limit, not one read whole).
+                    let too_large = if request.version() == http::Version::HTTP_2 {
                         request.extensions_mut().insert(RemoteAddr(peer));
-                    }
+                        false
+                    } else {
+                        head_bytes(&request) > max_header_bytes
+                    };
                     let mut service = service.clone();
                     let call = calls.start();
                     async move {
+                        if too_large {
+                            return Ok(head_too_large());
+                        }
                         std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
                         let response = service.call(request).await;
                         drop(call);
-                        response
+                        response.map(|response| response.map(Either::Left))
                     }
                 })
             };
-            let (handshake_timeout, write_timeout) = (self.handshake_timeout, self.write_timeout);
-            let mut builder = builder.clone();
-            builder.http1().timer(ConnectionTimer::default());
+            let handshake_timeout = self.handshake_timeout;
+            let protocols = Arc::clone(&protocols);
             let tracked = drain.track();
             #[cfg(feature = "tls")]
             let tls = self.tls.clone();
             tokio::spawn(CONNECTION_PEER.scope(peer, async move {
                 let _place = place;
-                // hyper's header timeout starts once it knows the protocol; until then (first
-                // bytes, TLS, the HTTP/2 preface) the handshake timeout holds.
-                // A connection that has sent nothing yet when the drain starts has nothing in
-                // flight: it is closed at once.
-                let ready = tokio::select! {
-                    ready = first_byte_within(&stream, handshake_timeout) => ready,
-                    () = tracked.draining() => false,
-                };
-                if !ready {
-                    return;
-                }
+                // hyper's timeouts start once it knows the protocol; until then (first bytes,
+                // TLS, the HTTP/2 preface) the handshake timeout holds.
                 #[cfg(feature = "tls")]
                 if let Some(acceptor) = tls {
-                    let handshake =
-                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
-                    if let Ok(Ok(stream)) = handshake.await {
-                        let stream = Deadlines::new(stream, handshake_timeout, write_timeout);
-                        let stream = JsonAutomaticAnswers::new(stream, calls);
-                        let connection =
-                            pin!(builder.serve_connection(TokioIo::new(stream), hyper_service));
-                        tracked.serve(connection).await;
+                    let detected = async { detect(acceptor.accept(stream).await?).await };
+                    if let Some((protocol, stream)) =
+                        within(handshake_timeout, &tracked, detected).await
+                    {
+                        protocols
+                            .serve(protocol, stream, calls, hyper_service, &tracked)
+                            .await;
                     }
                     return;
                 }
-                let stream = Deadlines::new(stream, handshake_timeout, write_timeout);
-                let stream = JsonAutomaticAnswers::new(stream, calls);
-                // Borrows the task's builder: `into_owned` would clone it once more.
-                let connection =
-                    pin!(builder.serve_connection(TokioIo::new(stream), hyper_service));
-                tracked.serve(connection).await;
+                if let Some((protocol, stream)) =
+                    within(handshake_timeout, &tracked, detect_tcp(stream)).await
+                {
+                    protocols
+                        .serve(protocol, stream, calls, hyper_service, &tracked)
+                        .await;
+                }
             }));
         }
         drop(self.listener);
@@ -319,13 +326,100 @@ impl Listener {
     }
 }
 
-/// Waits for the client's first byte, without consuming it.
-async fn first_byte_within(stream: &TcpStream, timeout: Duration) -> bool {
-    let mut byte = [0u8; 1];
-    matches!(
-        tokio::time::timeout(timeout, stream.peek(&mut byte)).await,
-        Ok(Ok(1..))
-    )
+/// What `detect` tells of a connection within the handshake timeout: nothing if it fails or
+/// times out, or if the drain starts first (the connection has nothing in flight: it is closed
+/// at once).
+async fn within<S>(
+    timeout: Duration,
+    tracked: &Tracked,
+    detect: impl Future<Output = io::Result<(Protocol, S)>>,
+) -> Option<(Protocol, S)> {
+    tokio::select! {
+        detected = tokio::time::timeout(timeout, detect) => detected.ok()?.ok(),
+        () = tracked.draining() => None,
+    }
+}
+
+/// The listener's HTTP/1.1 and HTTP/2 settings, shared by its connections.
+struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    write_timeout: Duration,
+}
+
+impl Protocols {
+    /// Serves `stream`, which speaks `protocol`, until it closes; gracefully once the drain
+    /// starts.
+    async fn serve<T, S, B>(
+        &self,
+        protocol: Protocol,
+        stream: T,
+        calls: Arc<Calls>,
+        service: S,
+        tracked: &Tracked,
+    ) where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::HttpService<Incoming, ResBody = B>,
+        S::Error: Into<BoxError>,
+        B: HttpBody + 'static,
+        B::Error: Into<BoxError>,
+        TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+    {
+        let stream = WriteDeadline::new(stream, self.write_timeout);
+        let io = TokioIo::new(JsonAutomaticAnswers::new(stream, calls));
+        match protocol {
+            Protocol::Http1 => {
+                let connection = pin!({
+                    let mut http1 = self.http1.clone();
+                    http1.timer(ConnectionTimer::default());
+                    http1.serve_connection(io, service)
+                });
+                tracked.serve(connection).await;
+            }
+            Protocol::Http2 => {
+                let connection = pin!(self.http2.serve_connection(io, service));
+                tracked.serve(connection).await;
+            }
+        }
+    }
+}
+
+/// The size of an HTTP/1.1 request's head as sent, near enough (hyper keeps no raw bytes):
+/// the request line and each header line with their separators.
+fn head_bytes<B>(request: &Request<B>) -> usize {
+    let uri = request.uri();
+    let target = uri.scheme_str().map_or(0, |scheme| scheme.len() + 3)
+        + uri
+            .authority()
+            .map_or(0, |authority| authority.as_str().len())
+        + uri.path_and_query().map_or(1, |path| path.as_str().len());
+    // "METHOD TARGET HTTP/1.1\r\n", each "name: value\r\n", and the blank line.
+    let line = request.method().as_str().len() + 1 + target + 11;
+    request
+        .headers()
+        .iter()
+        .fold(line + 2, |bytes, (name, value)| {
+            bytes + name.as_str().len() + 2 + value.len() + 2
+        })
+}
+
+/// The answer to a whole HTTP/1.1 head over the limit: 431 with kit's JSON error, as hyper's
+/// own answer to one that is still incomplete at the limit is rewritten (`automatic.rs`), and
+/// the connection closed.
+fn head_too_large<B>() -> Response<Either<B, Full<Bytes>>> {
+    let body = format!(r#"{{"error":"{HEAD_TOO_LARGE}"}}"#);
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *response.status_mut() = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(crate::JSON_CONTENT_TYPE),
+    );
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// Accept errors that concern one connection only.
