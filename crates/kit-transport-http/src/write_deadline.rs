@@ -13,8 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-/// The HTTP/2 client connection preface.
-/// A stream with the listener's deadlines.
+/// A stream under the listener's write timeout.
 pub(crate) struct WriteDeadline<S> {
     inner: S,
     write_timeout: Duration,
