@@ -3,7 +3,7 @@
 # `-instrument false`, beside raw hyper and raw tonic doing the same work (examples/raw_addsvc.rs): HTTP/1.1 POST /sum under wrk and
 # gRPC pb.Add/Sum under h2load, the two servers alternating over rounds so that drift hits
 # both. Reports the medians of requests/s, latency (wrk's p50 and p99; h2load's mean), server
-# CPU per request (from /proc) and peak resident memory, with the ratios addsvc/raw; then
+# CPU per request (from /proc), resident memory at 256 connections and the peak, with the ratios addsvc/raw; then
 # HTTP requests/s and p99 by connections (1, 8, 32, 128, 512), plotted to
 # docs/addsvc-scaling.png (matplotlib, installed into target/benchvenv by this script).
 # go-kit's addsvc with its example's logging and instrumenting middleware (the interop tests'
@@ -117,6 +117,21 @@ for round in $(seq "$rounds"); do
         grpc_run "$who" "$pid" "$grpc" "$seconds" | tee -a "$out/runs.txt"
     done
 done
+# Resident memory as issue 19 measures it: with 256 connections open for 60 s (the four
+# servers loaded at once: memory, not speed), sampled just before the load ends. RssAnon is
+# the part that grows with connections; the rest is mostly the binary's code.
+loads=()
+for who in kit bare raw gokit; do
+    read -r pid http grpc <<<"$(where_is $who)"
+    wrk -t1 -c256 -d60s -s "$out/post.lua" "http://127.0.0.1:$http/sum" >/dev/null &
+    loads+=($!)
+done
+sleep 57
+for who in kit bare raw gokit; do
+    read -r pid http grpc <<<"$(where_is $who)"
+    echo "memory $who $(awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} END {print r, a}' "/proc/$pid/status")"
+done | tee "$out/memory.txt"
+wait "${loads[@]}"
 # Requests/s and p99 by connections.
 for c in 1 8 32 128 512; do
     for who in kit bare raw; do
@@ -159,6 +174,9 @@ for proto in ("http", "grpc"):
     g = med["gokit"]
     print(f"  go-kit addsvc with its example's middleware: req/s {g['rps']:.0f}, latency {g['p50']:.3f} / {g['p99']:.3f} ms, CPU per request {g['cpu']:.1f} us: addsvc as shipped does {k['rps']/g['rps']:.2f}x its requests/s")
 print(open(f"{out}/rss.txt").read().strip())
+mem = {l.split()[1]: (int(l.split()[2]), int(l.split()[3])) for l in open(f"{out}/memory.txt")}
+k, b, r, g = (mem[w] for w in ("kit", "bare", "raw", "gokit"))
+print(f"resident at 256 connections after 57 s (KiB, of which anonymous): addsvc {k[0]} ({k[1]}), -instrument false {b[0]} ({b[1]}), raw {r[0]} ({r[1]}), go-kit {g[0]} ({g[1]}): ratios {k[0]/r[0]:.3f}, {b[0]/r[0]:.3f}")
 
 scale = [r for r in rows if r[0] == "scale"]
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
