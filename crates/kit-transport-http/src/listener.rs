@@ -117,7 +117,7 @@ impl Listener {
     }
 
     /// Serves HTTPS: every connection starts with a TLS handshake (which must finish within the
-    /// header read timeout), then HTTP/1.1 or HTTP/2 as the client chose by ALPN. If `config`
+    /// handshake timeout), then HTTP/1.1 or HTTP/2 as the client chose by ALPN. If `config`
     /// names no ALPN protocols, `h2` and `http/1.1` are offered. Feature `tls`.
     #[cfg(feature = "tls")]
     pub fn tls(mut self, mut config: rustls::ServerConfig) -> Self {
