@@ -8,7 +8,8 @@
 # docs/addsvc-scaling.png (matplotlib, installed into target/benchvenv by this script).
 # go-kit's addsvc with its example's logging and instrumenting middleware (the interop tests'
 # go-kit peer, tests/gokit/peer.go with peer_bench.go, built from Debian's Go packages) runs
-# in the same rounds, for the ratios against go-kit.
+# in the same rounds, for the ratios against go-kit. The load generator's CPU is measured too:
+# a saturated one (a core's worth) sets the pace, and the script says so.
 #
 # Usage: bash examples/addsvc/bench/compare.sh [rounds] [seconds]
 set -euo pipefail
@@ -72,28 +73,33 @@ done
 # CPU time of a process so far, in ticks of 10 ms.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# Runs a load generator (one thread); its user + system CPU seconds go to $out/loader.
+loaded() { local TIMEFORMAT='%U %S'; { time "$@"; } 2> "$out/loader"; }
+# The load generator's share of a core over a run of $1 seconds: near 1, it set the pace.
+loader_share() { awk -v s="$1" 'END {printf "%.2f", ($1 + $2) / s}' "$out/loader"; }
+
 http_run() { # server pid port connections seconds
     local before after text
     before=$(ticks "$2")
-    text=$(wrk -t1 -c"$4" -d"$5s" --latency -s "$out/post.lua" "http://127.0.0.1:$3/sum")
+    text=$(loaded wrk -t1 -c"$4" -d"$5s" --latency -s "$out/post.lua" "http://127.0.0.1:$3/sum")
     after=$(ticks "$2")
     if grep -q "Non-2xx\|Socket errors" <<<"$text"; then echo "errors: $text" >&2; exit 1; fi
-    awk -v who="$1" -v c="$4" -v cpu=$((after - before)) '
+    awk -v who="$1" -v c="$4" -v cpu=$((after - before)) -v loader="$(loader_share "$5")" '
         /^Requests\/sec:/ {rps = $2} /requests in/ {n = $1}
         $1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2}
-        END {print "http", who, c, rps, n, p50, p99, cpu}' <<<"$text"
+        END {print "http", who, c, rps, n, p50, p99, cpu, loader}' <<<"$text"
 }
 
 grpc_run() { # server pid port seconds
     local before after text
     before=$(ticks "$2")
-    text=$(h2load -c32 -m8 -t1 -D"$4" -d "$out/sum.grpc" -H 'content-type: application/grpc' \
+    text=$(loaded h2load -c32 -m8 -t1 -D"$4" -d "$out/sum.grpc" -H 'content-type: application/grpc' \
         -H 'te: trailers' "http://127.0.0.1:$3/pb.Add/Sum")
     after=$(ticks "$2")
-    awk -v who="$1" -v cpu=$((after - before)) '
+    awk -v who="$1" -v cpu=$((after - before)) -v loader="$(loader_share "$4")" '
         /^finished in/ {rps = $4} /^requests:/ {n = $8; failed = $10 + $12}
         /^time for request:/ {mean = $6}
-        END {if (failed > 0) exit 1; print "grpc", who, 256, rps, n, mean, mean, cpu}' <<<"$text"
+        END {if (failed > 0) exit 1; print "grpc", who, 256, rps, n, mean, mean, cpu, loader}' <<<"$text"
 }
 
 # Where each server is: pid, HTTP port, gRPC port.
@@ -165,12 +171,17 @@ for proto in ("http", "grpc"):
             p50=statistics.median(ms(r[5]) for r in runs),
             p99=statistics.median(ms(r[6]) for r in runs),
             cpu=statistics.median(int(r[7]) * 10_000 / int(r[4]) for r in runs),
+            loader=statistics.median(float(r[8]) for r in runs),
         )
     k, b, r = med["kit"], med["bare"], med["raw"]
     lat = "p50 / p99" if proto == "http" else "mean"
     print(f"{proto}: req/s addsvc {k['rps']:.0f}, -instrument false {b['rps']:.0f}, raw {r['rps']:.0f}: ratios {k['rps']/r['rps']:.3f}, {b['rps']/r['rps']:.3f}")
     print(f"  latency {lat} (ms): addsvc {k['p50']:.3f} / {k['p99']:.3f}, -instrument false {b['p50']:.3f} / {b['p99']:.3f}, raw {r['p50']:.3f} / {r['p99']:.3f}: p99 ratios {k['p99']/r['p99']:.3f}, {b['p99']/r['p99']:.3f}")
     print(f"  server CPU per request (us): addsvc {k['cpu']:.1f}, -instrument false {b['cpu']:.1f}, raw {r['cpu']:.1f}: ratios {k['cpu']/r['cpu']:.3f}, {b['cpu']/r['cpu']:.3f}")
+    busy = [who for who in ("kit", "bare", "raw") if med[who]["loader"] >= 0.9]
+    print(f"  load generator's share of a core: addsvc {k['loader']:.2f}, -instrument false {b['loader']:.2f}, raw {r['loader']:.2f}")
+    if busy:
+        print(f"  WARNING: the load generator was saturated against {', '.join(busy)}: those requests/s are its ceiling, not the server's; compare instructions.sh's counts")
     g = med["gokit"]
     print(f"  go-kit addsvc with its example's middleware: req/s {g['rps']:.0f}, latency {g['p50']:.3f} / {g['p99']:.3f} ms, CPU per request {g['cpu']:.1f} us: addsvc as shipped does {k['rps']/g['rps']:.2f}x its requests/s")
 print(open(f"{out}/rss.txt").read().strip())
