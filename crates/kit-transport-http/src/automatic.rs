@@ -19,10 +19,6 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The error message of a request head over the listener's limit, from hyper (a head still
-/// incomplete at the limit) or from the listener (a whole head over it).
-pub(crate) const HEAD_TOO_LARGE: &str = "request header fields too large";
-
 /// What a connection's service has done: the requests it was called with, and those whose
 /// response it has not yet produced.
 #[derive(Debug, Default)]
@@ -80,7 +76,7 @@ impl<S> JsonAutomaticAnswers<S> {
         let message = match buf.get(..12)? {
             b"HTTP/1.1 400" => "malformed request head",
             b"HTTP/1.1 414" => "request URI too long",
-            b"HTTP/1.1 431" => HEAD_TOO_LARGE,
+            b"HTTP/1.1 431" => "request header fields too large",
             _ => return None,
         };
         // A bare head: one blank line, at its end.

@@ -11,7 +11,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
-use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -19,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 
-use crate::automatic::{Calls, HEAD_TOO_LARGE, JsonAutomaticAnswers};
+use crate::automatic::{Calls, JsonAutomaticAnswers};
 use crate::body::BoxError;
 use crate::drain::{Drain, Tracked};
 #[cfg(feature = "tls")]
@@ -174,8 +173,8 @@ impl Listener {
         self
     }
 
-    /// The most request-header bytes accepted (HTTP/1.1: larger heads get 431; HTTP/2: the
-    /// header list size advertised). Default 64 KiB; HTTP/1.1 cannot go below 8 KiB.
+    /// The most request-header bytes accepted (HTTP/1.1: a larger head, request line included,
+    /// gets 431; HTTP/2: the header list size advertised). Default 64 KiB.
     pub fn max_header_bytes(mut self, bytes: usize) -> Self {
         self.max_header_bytes = bytes;
         self
@@ -198,6 +197,9 @@ impl Listener {
         http1
             .header_read_timeout(self.header_read_timeout)
             .keep_alive(self.http1_keep_alive)
+            // The head's own limit, on the parsed head: the buffer's alone stops only a head
+            // still incomplete when the buffer reaches it, and a head read whole can be past it.
+            .max_header_size(self.max_header_bytes)
             .max_buf_size(self.max_header_bytes.max(8192));
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
@@ -254,31 +256,22 @@ impl Listener {
             };
             let _ = stream.set_nodelay(true);
             let service = service.clone();
-            let max_header_bytes = self.max_header_bytes;
             let calls = Arc::new(Calls::default());
             let hyper_service = {
                 let calls = Arc::clone(&calls);
                 hyper::service::service_fn(move |mut request: Request<Incoming>| {
                     // HTTP/1.1 requests learn the peer from the connection's task
-                    // (CONNECTION_PEER); HTTP/2 streams run on tasks of their own. HTTP/2's
-                    // header limit is h2's own; HTTP/1.1's is checked here (hyper's buffer
-                    // limit stops a head still incomplete at the limit, not one read whole).
-                    let too_large = if request.version() == http::Version::HTTP_2 {
+                    // (CONNECTION_PEER); HTTP/2 streams run on tasks of their own.
+                    if request.version() == http::Version::HTTP_2 {
                         request.extensions_mut().insert(RemoteAddr(peer));
-                        false
-                    } else {
-                        head_bytes(&request) > max_header_bytes
-                    };
+                    }
                     let mut service = service.clone();
                     let call = calls.start();
                     async move {
-                        if too_large {
-                            return Ok(head_too_large());
-                        }
                         std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
                         let response = service.call(request).await;
                         drop(call);
-                        response.map(|response| response.map(Either::Left))
+                        response
                     }
                 })
             };
@@ -382,44 +375,6 @@ impl Protocols {
             }
         }
     }
-}
-
-/// The size of an HTTP/1.1 request's head as sent, near enough (hyper keeps no raw bytes):
-/// the request line and each header line with their separators.
-fn head_bytes<B>(request: &Request<B>) -> usize {
-    let uri = request.uri();
-    let target = uri.scheme_str().map_or(0, |scheme| scheme.len() + 3)
-        + uri
-            .authority()
-            .map_or(0, |authority| authority.as_str().len())
-        + uri.path_and_query().map_or(1, |path| path.as_str().len());
-    // "METHOD TARGET HTTP/1.1\r\n", each "name: value\r\n", and the blank line.
-    let line = request.method().as_str().len() + 1 + target + 11;
-    request
-        .headers()
-        .iter()
-        .fold(line + 2, |bytes, (name, value)| {
-            bytes + name.as_str().len() + 2 + value.len() + 2
-        })
-}
-
-/// The answer to a whole HTTP/1.1 head over the limit: 431 with kit's JSON error, as hyper's
-/// own answer to one that is still incomplete at the limit is rewritten (`automatic.rs`), and
-/// the connection closed.
-fn head_too_large<B>() -> Response<Either<B, Full<Bytes>>> {
-    let body = format!(r#"{{"error":"{HEAD_TOO_LARGE}"}}"#);
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(body))));
-    *response.status_mut() = http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(crate::JSON_CONTENT_TYPE),
-    );
-    headers.insert(
-        http::header::CONNECTION,
-        http::HeaderValue::from_static("close"),
-    );
-    response
 }
 
 /// Accept errors that concern one connection only.

@@ -417,4 +417,18 @@ async fn a_head_over_the_limit_gets_431_however_it_arrives_and_one_under_it_is_s
     let ok = post(running.addr, "/slow", "application/json", "7").await;
     assert_eq!((ok.status, ok.body.as_str()), (200, "7"));
     running.stop().await.unwrap();
+
+    // A limit below hyper's smallest read buffer (8 KiB) holds too.
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .max_header_bytes(4 * 1024);
+    let running = Running::start(listener, slow_router(Duration::ZERO, Arc::default())).await;
+    for (padding, status) in [(3 * 1024, "HTTP/1.1 200"), (5 * 1024, "HTTP/1.1 431")] {
+        let mut stream = TcpStream::connect(running.addr).await.unwrap();
+        stream.write_all(head(padding).as_bytes()).await.unwrap();
+        let answer = closed_or_answered(&mut stream).await;
+        assert!(answer.starts_with(status), "{padding}: {answer:?}");
+    }
+    running.stop().await.unwrap();
 }
