@@ -1,15 +1,19 @@
 //! The graceful drain of a listener's connections: on shutdown each open connection is told to
 //! finish its in-flight requests and close, and the listener waits until all have.
 //!
-//! Each connection has its own `Notify`, so that polling a connection does not touch state shared
+//! Each connection has its own signal, so that polling a connection does not touch state shared
 //! with the others (hyper-util's `GracefulShutdown` has every connection poll one shared watch
-//! channel, a lock that all worker threads contend for on every request).
+//! channel, a lock that all worker threads contend for on every request). The signal is a flag
+//! and an `AtomicWaker` rather than a `Notify`: a connection's task checks it on every wake-up
+//! (several per request), and a `Notify` waited on takes its lock at each of them.
 
 use std::collections::HashMap;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
+use atomic_waker::AtomicWaker;
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::sync::Notify;
 
@@ -18,8 +22,29 @@ struct Shared {
     closing: AtomicBool,
     open: AtomicUsize,
     next_id: AtomicU64,
-    connections: Mutex<HashMap<u64, Arc<Notify>>>,
+    connections: Mutex<HashMap<u64, Arc<Signal>>>,
     all_closed: Notify,
+}
+
+/// Tells one connection that the drain has started.
+#[derive(Default)]
+struct Signal {
+    fired: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    /// Whether it has fired; if not, `task` is woken when it does. The waker is registered
+    /// before the flag is read, so a `fire` in between is not missed.
+    fn poll_fired(&self, task: &mut Context<'_>) -> bool {
+        self.waker.register(task.waker());
+        self.fired.load(Ordering::SeqCst)
+    }
 }
 
 /// The listener's side: registers connections, starts the drain, waits for it.
@@ -32,7 +57,7 @@ pub(crate) struct Drain {
 pub(crate) struct Tracked {
     shared: Arc<Shared>,
     id: u64,
-    signal: Arc<Notify>,
+    signal: Arc<Signal>,
 }
 
 impl Drain {
@@ -40,7 +65,7 @@ impl Drain {
     /// reaches it.
     pub(crate) fn track(&self) -> Tracked {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let signal = Arc::new(Notify::new());
+        let signal = Arc::new(Signal::default());
         self.shared.open.fetch_add(1, Ordering::SeqCst);
         self.connections().insert(id, Arc::clone(&signal));
         Tracked {
@@ -50,7 +75,7 @@ impl Drain {
         }
     }
 
-    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Notify>>> {
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Signal>>> {
         self.shared
             .connections
             .lock()
@@ -61,8 +86,7 @@ impl Drain {
     pub(crate) async fn drain(&self) {
         self.shared.closing.store(true, Ordering::SeqCst);
         for signal in self.connections().values() {
-            // A stored permit: a connection not yet waiting sees it when it does.
-            signal.notify_one();
+            signal.fire();
         }
         loop {
             let mut closed = pin!(self.shared.all_closed.notified());
@@ -78,10 +102,15 @@ impl Drain {
 impl Tracked {
     /// Completes when the drain starts (at once if it has).
     pub(crate) async fn draining(&self) {
-        let signalled = self.signal.notified();
-        if !self.shared.closing.load(Ordering::SeqCst) {
-            signalled.await;
-        }
+        // `closing` covers a drain started before this connection was tracked.
+        std::future::poll_fn(|task| {
+            if self.shared.closing.load(Ordering::SeqCst) || self.signal.poll_fired(task) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 
     /// Serves `connection` until it ends, shutting it down gracefully when the drain starts.
@@ -90,21 +119,24 @@ impl Tracked {
     /// future would be stored twice in the connection's task (as the argument and as the pinned
     /// local; about 1.6 KiB each for an HTTP connection).
     pub(crate) async fn serve<C: GracefulConnection>(&self, mut connection: Pin<&mut C>) {
-        let mut signalled = pin!(self.signal.notified());
         let mut draining = self.shared.closing.load(Ordering::SeqCst);
         if draining {
             connection.as_mut().graceful_shutdown();
         }
-        loop {
-            tokio::select! {
-                biased;
-                _ = connection.as_mut() => return,
-                () = signalled.as_mut(), if !draining => {
-                    draining = true;
-                    connection.as_mut().graceful_shutdown();
+        std::future::poll_fn(|task| {
+            loop {
+                if connection.as_mut().poll(task).is_ready() {
+                    return Poll::Ready(());
                 }
+                if draining || !self.signal.poll_fired(task) {
+                    return Poll::Pending;
+                }
+                // Polled again at once: the shutdown takes effect when the connection is polled.
+                draining = true;
+                connection.as_mut().graceful_shutdown();
             }
-        }
+        })
+        .await;
     }
 }
 

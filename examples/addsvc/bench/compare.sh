@@ -11,11 +11,23 @@
 # in the same rounds, for the ratios against go-kit. The load generator's CPU is measured too:
 # a saturated one (a core's worth) sets the pace, and the script says so.
 #
-# Usage: bash examples/addsvc/bench/compare.sh [rounds] [seconds]
+# With two cores or more, every server runs on core 1 and every load generator on core 0
+# (taskset): the server under load then has a core to itself and uses all of it, so requests/s
+# compare what each server costs. Unpinned (PIN=0), server and load generator share both cores,
+# neither saturates and the round trips set the pace (docs/PERFORMANCE.md).
+#
+# Usage: [PIN=0] bash examples/addsvc/bench/compare.sh [rounds] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 rounds=${1:-5}
 seconds=${2:-5}
+if [ "${PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+    server=(taskset -c 1)
+    loader=(taskset -c 0)
+else
+    server=()
+    loader=()
+fi
 for tool in wrk h2load go protoc protoc-gen-go; do
     command -v "$tool" >/dev/null || { echo "$tool is missing (bash .ci/install installs it)" >&2; exit 1; }
 done
@@ -52,15 +64,15 @@ LUA
 # A gRPC frame: not compressed, 4 bytes, SumRequest { a: 1, b: 2 }.
 printf '\x00\x00\x00\x00\x04\x08\x01\x10\x02' > "$out/sum.grpc"
 
-target/release/addsvc -debug.addr 127.0.0.1:18180 -http-addr 127.0.0.1:18181 \
+"${server[@]}" target/release/addsvc -debug.addr 127.0.0.1:18180 -http-addr 127.0.0.1:18181 \
     -grpc-addr 127.0.0.1:18182 -jsonrpc-addr 127.0.0.1:18184 2>/dev/null &
 kit_pid=$!
-target/release/addsvc -instrument false -debug.addr 127.0.0.1:18280 -http-addr 127.0.0.1:18281 \
+"${server[@]}" target/release/addsvc -instrument false -debug.addr 127.0.0.1:18280 -http-addr 127.0.0.1:18281 \
     -grpc-addr 127.0.0.1:18282 -jsonrpc-addr 127.0.0.1:18284 2>/dev/null &
 bare_pid=$!
-target/release/examples/raw_addsvc 127.0.0.1:18191 127.0.0.1:18192 &
+"${server[@]}" target/release/examples/raw_addsvc 127.0.0.1:18191 127.0.0.1:18192 &
 raw_pid=$!
-"$out/gokit-peer" serve -instrument -http-addr 127.0.0.1:18391 -grpc-addr 127.0.0.1:18392 \
+"${server[@]}" "$out/gokit-peer" serve -instrument -http-addr 127.0.0.1:18391 -grpc-addr 127.0.0.1:18392 \
     -jsonrpc-addr 127.0.0.1:18394 2>/dev/null &
 gokit_pid=$!
 trap 'kill $kit_pid $bare_pid $raw_pid $gokit_pid 2>/dev/null' EXIT
@@ -81,7 +93,7 @@ loader_share() { awk -v s="$1" 'END {printf "%.2f", ($1 + $2) / s}' "$out/loader
 http_run() { # server pid port connections seconds
     local before after text
     before=$(ticks "$2")
-    text=$(loaded wrk -t1 -c"$4" -d"$5s" --latency -s "$out/post.lua" "http://127.0.0.1:$3/sum")
+    text=$(loaded "${loader[@]}" wrk -t1 -c"$4" -d"$5s" --latency -s "$out/post.lua" "http://127.0.0.1:$3/sum")
     after=$(ticks "$2")
     if grep -q "Non-2xx\|Socket errors" <<<"$text"; then echo "errors: $text" >&2; exit 1; fi
     awk -v who="$1" -v c="$4" -v cpu=$((after - before)) -v loader="$(loader_share "$5")" '
@@ -93,7 +105,7 @@ http_run() { # server pid port connections seconds
 grpc_run() { # server pid port seconds
     local before after text
     before=$(ticks "$2")
-    text=$(loaded h2load -c32 -m8 -t1 -D"$4" -d "$out/sum.grpc" -H 'content-type: application/grpc' \
+    text=$(loaded "${loader[@]}" h2load -c32 -m8 -t1 -D"$4" -d "$out/sum.grpc" -H 'content-type: application/grpc' \
         -H 'te: trailers' "http://127.0.0.1:$3/pb.Add/Sum")
     after=$(ticks "$2")
     awk -v who="$1" -v cpu=$((after - before)) -v loader="$(loader_share "$4")" '
@@ -129,7 +141,7 @@ done
 loads=()
 for who in kit bare raw gokit; do
     read -r pid http grpc <<<"$(where_is $who)"
-    wrk -t1 -c256 -d60s -s "$out/post.lua" "http://127.0.0.1:$http/sum" >/dev/null &
+    "${loader[@]}" wrk -t1 -c256 -d60s -s "$out/post.lua" "http://127.0.0.1:$http/sum" >/dev/null &
     loads+=($!)
 done
 sleep 57
