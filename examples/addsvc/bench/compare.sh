@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # addsvc as shipped (a log line and metrics for every call, logs to /dev/null) and with
-# `-instrument false`, beside raw hyper and raw tonic doing the same work (examples/raw_addsvc.rs): HTTP/1.1 POST /sum under wrk and
-# gRPC pb.Add/Sum under h2load, the two servers alternating over rounds so that drift hits
-# both. Reports the medians of requests/s, latency (wrk's p50 and p99; h2load's mean), server
-# CPU per request (from /proc), resident memory at 256 connections and the peak, with the ratios addsvc/raw; then
-# HTTP requests/s and p99 by connections (1, 8, 32, 128, 512), plotted to
+# `-instrument false`, beside raw hyper and raw tonic doing the same work
+# (examples/raw_addsvc.rs): HTTP/1.1 POST /sum under wrk, the same over HTTP/2 (h2c) and gRPC
+# pb.Add/Sum under h2load, the servers alternating over rounds so that drift hits all. Reports
+# the medians of requests/s, latency (wrk's p50 and p99; h2load's mean), server CPU per request
+# (from /proc), resident memory at 256 connections and the peak, with the ratios addsvc/raw;
+# then HTTP/1.1 requests/s and p99 by connections (1, 8, 32, 128, 512), plotted to
 # docs/addsvc-scaling.png (matplotlib, installed into target/benchvenv by this script).
 # go-kit's addsvc with its example's logging and instrumenting middleware (the interop tests'
 # go-kit peer, tests/gokit/peer.go with peer_bench.go, built from Debian's Go packages) runs
@@ -63,6 +64,7 @@ wrk.headers["Content-Type"] = "application/json"
 LUA
 # A gRPC frame: not compressed, 4 bytes, SumRequest { a: 1, b: 2 }.
 printf '\x00\x00\x00\x00\x04\x08\x01\x10\x02' > "$out/sum.grpc"
+printf '{"a":1,"b":2}' > "$out/sum.json"
 
 "${server[@]}" target/release/addsvc -debug.addr 127.0.0.1:18180 -http-addr 127.0.0.1:18181 \
     -grpc-addr 127.0.0.1:18182 -jsonrpc-addr 127.0.0.1:18184 2>/dev/null &
@@ -114,6 +116,19 @@ grpc_run() { # server pid port seconds
         END {if (failed > 0) exit 1; print "grpc", who, 256, rps, n, mean, mean, cpu, loader}' <<<"$text"
 }
 
+h2_run() { # server pid port seconds: POST /sum over h2c (HTTP/2 without TLS), as gRPC is loaded
+    local before after text
+    before=$(ticks "$2")
+    text=$(loaded "${loader[@]}" h2load -c32 -m8 -t1 -D"$4" -d "$out/sum.json" \
+        -H 'content-type: application/json' "http://127.0.0.1:$3/sum")
+    after=$(ticks "$2")
+    awk -v who="$1" -v cpu=$((after - before)) -v loader="$(loader_share "$4")" '
+        /^finished in/ {rps = $4} /^requests:/ {n = $8; failed = $10 + $12}
+        /^status codes:/ {not2xx = $5 + $7 + $9}
+        /^time for request:/ {mean = $6}
+        END {if (failed > 0 || not2xx > 0) exit 1; print "h2", who, 256, rps, n, mean, mean, cpu, loader}' <<<"$text"
+}
+
 # Where each server is: pid, HTTP port, gRPC port.
 where_is() {
     case $1 in
@@ -132,6 +147,8 @@ for round in $(seq "$rounds"); do
     for who in kit bare raw gokit; do
         read -r pid http grpc <<<"$(where_is $who)"
         http_run "$who" "$pid" "$http" 32 "$seconds" | tee -a "$out/runs.txt"
+        # go-kit's HTTP server (net/http) does not speak h2c.
+        [ "$who" = gokit ] || h2_run "$who" "$pid" "$http" "$seconds" | tee -a "$out/runs.txt"
         grpc_run "$who" "$pid" "$grpc" "$seconds" | tee -a "$out/runs.txt"
     done
 done
@@ -174,10 +191,12 @@ def ms(v):
     return float(v)
 rows = [l.split() for l in open(f"{out}/runs.txt")]
 print()
-for proto in ("http", "grpc"):
+for proto in ("http", "h2", "grpc"):
     med = {}
     for who in ("kit", "bare", "raw", "gokit"):
         runs = [r for r in rows if r[0] == proto and r[1] == who]
+        if not runs:
+            continue
         med[who] = dict(
             rps=statistics.median(float(r[3]) for r in runs),
             p50=statistics.median(ms(r[5]) for r in runs),
@@ -194,6 +213,8 @@ for proto in ("http", "grpc"):
     print(f"  load generator's share of a core: addsvc {k['loader']:.2f}, -instrument false {b['loader']:.2f}, raw {r['loader']:.2f}")
     if busy:
         print(f"  WARNING: the load generator was saturated against {', '.join(busy)}: those requests/s are its ceiling, not the server's; compare instructions.sh's counts")
+    if "gokit" not in med:
+        continue
     g = med["gokit"]
     print(f"  go-kit addsvc with its example's middleware: req/s {g['rps']:.0f}, latency {g['p50']:.3f} / {g['p99']:.3f} ms, CPU per request {g['cpu']:.1f} us: addsvc as shipped does {k['rps']/g['rps']:.2f}x its requests/s")
 print(open(f"{out}/rss.txt").read().strip())

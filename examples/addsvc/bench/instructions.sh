@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Instructions per request, counted by valgrind's callgrind: addsvc as shipped, addsvc
 # `-instrument false` and raw hyper and tonic (examples/raw_addsvc.rs), each serving the same
-# HTTP/1.1 `POST /sum` requests and gRPC `pb.Add/Sum` calls from h2load. Unlike compare.sh's
-# timings, the counts repeat from run to run (within about 1%) whatever else the machine does,
-# so a change of a few hundred instructions a request shows; they leave out the kernel's share
-# (the socket calls, the same for all three). Given a function name, also prints the inclusive
-# count per request of the functions whose names contain it.
+# `POST /sum` requests over HTTP/1.1 and over HTTP/2 (h2c), and gRPC `pb.Add/Sum` calls, all
+# from h2load. Unlike compare.sh's timings, the counts repeat from run to run (within about 1%)
+# whatever else the machine does, so a change of a few hundred instructions a request shows;
+# they leave out the kernel's share (the socket calls, the same for all three). Given a
+# function name, also prints the inclusive count per request of the functions whose names
+# contain it.
 #
 # Usage: bash examples/addsvc/bench/instructions.sh [requests] [function]
 set -euo pipefail
@@ -33,6 +34,8 @@ load() { # proto http-port grpc-port requests
     case $1 in
         http) text=$(h2load --h1 -n "$4" -c 8 -d "$out/sum.json" \
             -H 'content-type: application/json' "http://127.0.0.1:$2/sum") ;;
+        h2) text=$(h2load -n "$4" -c 8 -m 8 -d "$out/sum.json" \
+            -H 'content-type: application/json' "http://127.0.0.1:$2/sum") ;;
         grpc) text=$(h2load -n "$4" -c 8 -m 8 -d "$out/sum.grpc" \
             -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$3/pb.Add/Sum") ;;
     esac
@@ -53,7 +56,7 @@ count() { # name http-port grpc-port command...
         curl -fsS -o /dev/null -d '{"a":1,"b":2}' "http://127.0.0.1:$http/sum" 2>/dev/null && break
         sleep 0.3
     done
-    for proto in http grpc; do
+    for proto in http h2 grpc; do
         # Warm-up (connections, buffers), then only the measured requests are counted.
         load "$proto" "$http" "$grpc" 200
         callgrind_control -z "$pid" >/dev/null 2>&1
@@ -81,8 +84,9 @@ count bare 18681 18682 target/release/addsvc -instrument false -debug.addr 127.0
     -http-addr 127.0.0.1:18681 -grpc-addr 127.0.0.1:18682 -jsonrpc-addr 127.0.0.1:18684
 count raw 18591 18592 target/release/examples/raw_addsvc 127.0.0.1:18591 127.0.0.1:18592
 awk '{n[$1 " " $2] = $3} END {
-    for (p = 1; p <= 2; p++) {
-        proto = p == 1 ? "http" : "grpc"
+    split("http h2 grpc", protos, " ")
+    for (p = 1; p <= 3; p++) {
+        proto = protos[p]
         k = n[proto " kit"]; b = n[proto " bare"]; r = n[proto " raw"]
         printf "%s instructions per request: addsvc %d, -instrument false %d, raw %d: ratios %.3f, %.3f\n",
             proto, k, b, r, k / r, b / r
