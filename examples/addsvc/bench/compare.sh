@@ -238,6 +238,8 @@ for ax, title in ((a, "requests/s"), (b, "p99 latency (ms)")):
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
+# p99 spans 0.05 ms (one connection) to tens of ms (512): a log scale shows every step.
+b.set_yscale("log")
 fig.tight_layout()
 fig.savefig("docs/addsvc-scaling.png", dpi=100)
 print("plot: docs/addsvc-scaling.png")
