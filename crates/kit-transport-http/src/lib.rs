@@ -54,6 +54,7 @@ mod automatic;
 mod body;
 #[cfg(feature = "client")]
 mod client;
+mod connection_service;
 mod drain;
 mod error;
 pub mod json;

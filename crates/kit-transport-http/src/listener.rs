@@ -20,11 +20,11 @@ use tokio::sync::Semaphore;
 
 use crate::automatic::{Calls, JsonAutomaticAnswers};
 use crate::body::BoxError;
+use crate::connection_service::ConnectionService;
 use crate::drain::{Drain, Tracked};
 #[cfg(feature = "tls")]
 use crate::protocol::detect;
 use crate::protocol::{Protocol, detect_tcp};
-use crate::request::{CONNECTION_PEER, RemoteAddr};
 use crate::timer::ConnectionTimer;
 use crate::write_deadline::WriteDeadline;
 
@@ -255,32 +255,14 @@ impl Listener {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let service = service.clone();
             let calls = Arc::new(Calls::default());
-            let hyper_service = {
-                let calls = Arc::clone(&calls);
-                hyper::service::service_fn(move |mut request: Request<Incoming>| {
-                    // HTTP/1.1 requests learn the peer from the connection's task
-                    // (CONNECTION_PEER); HTTP/2 streams run on tasks of their own.
-                    if request.version() == http::Version::HTTP_2 {
-                        request.extensions_mut().insert(RemoteAddr(peer));
-                    }
-                    let mut service = service.clone();
-                    let call = calls.start();
-                    async move {
-                        std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-                        let response = service.call(request).await;
-                        drop(call);
-                        response
-                    }
-                })
-            };
+            let hyper_service = ConnectionService::new(service.clone(), peer, Arc::clone(&calls));
             let handshake_timeout = self.handshake_timeout;
             let protocols = Arc::clone(&protocols);
             let tracked = drain.track();
             #[cfg(feature = "tls")]
             let tls = self.tls.clone();
-            tokio::spawn(CONNECTION_PEER.scope(peer, async move {
+            tokio::spawn(async move {
                 let _place = place;
                 // hyper's timeouts start once it knows the protocol; until then (first bytes,
                 // TLS, the HTTP/2 preface) the handshake timeout holds.
@@ -303,7 +285,7 @@ impl Listener {
                         .serve(protocol, stream, calls, hyper_service, &tracked)
                         .await;
                 }
-            }));
+            });
         }
         drop(self.listener);
         match tokio::time::timeout(self.drain_timeout, drain.drain()).await {
