@@ -3,9 +3,11 @@
 //!
 //! Each connection has its own signal, so that polling a connection does not touch state shared
 //! with the others (hyper-util's `GracefulShutdown` has every connection poll one shared watch
-//! channel, a lock that all worker threads contend for on every request). The signal is a flag
-//! and an `AtomicWaker` rather than a `Notify`: a connection's task checks it on every wake-up
-//! (several per request), and a `Notify` waited on takes its lock at each of them.
+//! channel, a lock that all worker threads contend for on every request). The signal is the
+//! listener's `closing` flag and the connection's own `AtomicWaker`, rather than a `Notify`: a
+//! connection's task checks it on every wake-up (several per request), and a `Notify` waited on
+//! takes its lock at each of them; the flag is written once, at shutdown, so reading it costs
+//! no cache line passed between the cores.
 
 use std::collections::HashMap;
 use std::pin::{Pin, pin};
@@ -22,29 +24,9 @@ struct Shared {
     closing: AtomicBool,
     open: AtomicUsize,
     next_id: AtomicU64,
-    connections: Mutex<HashMap<u64, Arc<Signal>>>,
+    /// Each open connection's waker, woken when the drain starts.
+    connections: Mutex<HashMap<u64, Arc<AtomicWaker>>>,
     all_closed: Notify,
-}
-
-/// Tells one connection that the drain has started.
-#[derive(Default)]
-struct Signal {
-    fired: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Signal {
-    fn fire(&self) {
-        self.fired.store(true, Ordering::SeqCst);
-        self.waker.wake();
-    }
-
-    /// Whether it has fired; if not, `task` is woken when it does. The waker is registered
-    /// before the flag is read, so a `fire` in between is not missed.
-    fn poll_fired(&self, task: &mut Context<'_>) -> bool {
-        self.waker.register(task.waker());
-        self.fired.load(Ordering::SeqCst)
-    }
 }
 
 /// The listener's side: registers connections, starts the drain, waits for it.
@@ -57,7 +39,7 @@ pub(crate) struct Drain {
 pub(crate) struct Tracked {
     shared: Arc<Shared>,
     id: u64,
-    signal: Arc<Signal>,
+    waker: Arc<AtomicWaker>,
 }
 
 impl Drain {
@@ -65,17 +47,17 @@ impl Drain {
     /// reaches it.
     pub(crate) fn track(&self) -> Tracked {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let signal = Arc::new(Signal::default());
+        let waker = Arc::new(AtomicWaker::new());
         self.shared.open.fetch_add(1, Ordering::SeqCst);
-        self.connections().insert(id, Arc::clone(&signal));
+        self.connections().insert(id, Arc::clone(&waker));
         Tracked {
             shared: Arc::clone(&self.shared),
             id,
-            signal,
+            waker,
         }
     }
 
-    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Signal>>> {
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<AtomicWaker>>> {
         self.shared
             .connections
             .lock()
@@ -85,8 +67,8 @@ impl Drain {
     /// Tells every open connection to finish and close, then waits until all have.
     pub(crate) async fn drain(&self) {
         self.shared.closing.store(true, Ordering::SeqCst);
-        for signal in self.connections().values() {
-            signal.fire();
+        for waker in self.connections().values() {
+            waker.wake();
         }
         loop {
             let mut closed = pin!(self.shared.all_closed.notified());
@@ -102,15 +84,18 @@ impl Drain {
 impl Tracked {
     /// Completes when the drain starts (at once if it has).
     pub(crate) async fn draining(&self) {
-        // `closing` covers a drain started before this connection was tracked.
-        std::future::poll_fn(|task| {
-            if self.shared.closing.load(Ordering::SeqCst) || self.signal.poll_fired(task) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
+        std::future::poll_fn(|task| match self.poll_closing(task) {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
         })
         .await;
+    }
+
+    /// Whether the drain has started; if not, `task` is woken when it does. The waker is
+    /// registered before the flag is read, so a drain starting in between is not missed.
+    fn poll_closing(&self, task: &mut Context<'_>) -> bool {
+        self.waker.register(task.waker());
+        self.shared.closing.load(Ordering::SeqCst)
     }
 
     /// Serves `connection` until it ends, shutting it down gracefully when the drain starts.
@@ -128,7 +113,7 @@ impl Tracked {
                 if connection.as_mut().poll(task).is_ready() {
                     return Poll::Ready(());
                 }
-                if draining || !self.signal.poll_fired(task) {
+                if draining || !self.poll_closing(task) {
                     return Poll::Pending;
                 }
                 // Polled again at once: the shutdown takes effect when the connection is polled.
