@@ -61,6 +61,10 @@ pub trait Format: sealed::Sealed + Send + Sync + 'static {
     /// Ends a line, newline included.
     #[doc(hidden)]
     fn end(out: &mut Vec<u8>);
+    /// The `level` pair of each [`Level`], encoded (the same few bytes start nearly every line,
+    /// so they are written whole rather than encoded each time).
+    #[doc(hidden)]
+    const LEVELS: [&'static str; 4];
 }
 
 #[derive(Default)]
@@ -183,12 +187,7 @@ fn encode<F: Format, R>(
     };
     if record.tag() != NO_LEVEL_TAG {
         sep(line);
-        F::pair(
-            line,
-            scratch,
-            "level",
-            Value::Str(Level::from(record.level()).as_str()),
-        );
+        line.extend_from_slice(F::LEVELS[Level::from(record.level()) as usize].as_bytes());
     }
     for &(start, end) in context.iter().rev() {
         sep(line);
@@ -304,5 +303,29 @@ pub(crate) fn write_f64(out: &mut Vec<u8>, f: f64) {
     } else {
         // Debug, not Display: Display would write 1e300 as 301 digits.
         let _ = write!(out, "{f:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn levels_are_encoded_pairs<F: Format>() {
+        for level in [Level::Debug, Level::Info, Level::Warn, Level::Error] {
+            let mut pair = Vec::new();
+            F::pair(
+                &mut pair,
+                &mut Vec::new(),
+                "level",
+                Value::Str(level.as_str()),
+            );
+            assert_eq!(F::LEVELS[level as usize].as_bytes(), pair, "{level:?}");
+        }
+    }
+
+    #[test]
+    fn each_formats_level_pairs_are_what_it_would_encode() {
+        levels_are_encoded_pairs::<crate::logfmt::LogfmtFormat>();
+        levels_are_encoded_pairs::<crate::json::JsonFormat>();
     }
 }

@@ -44,6 +44,12 @@ impl crate::encode::sealed::Sealed for JsonFormat {}
 
 impl Format for JsonFormat {
     const SEPARATOR: u8 = b',';
+    const LEVELS: [&'static str; 4] = [
+        r#""level":"debug""#,
+        r#""level":"info""#,
+        r#""level":"warn""#,
+        r#""level":"error""#,
+    ];
 
     fn begin(out: &mut Vec<u8>) {
         out.push(b'{');

@@ -40,6 +40,7 @@ impl crate::encode::sealed::Sealed for LogfmtFormat {}
 
 impl Format for LogfmtFormat {
     const SEPARATOR: u8 = b' ';
+    const LEVELS: [&'static str; 4] = ["level=debug", "level=info", "level=warn", "level=error"];
 
     fn begin(_: &mut Vec<u8>) {}
 

@@ -15,6 +15,10 @@ pub(crate) struct Scratch {
     /// The second last written on this thread, and its text up to the fraction
     /// (`2026-11-24T16:20:01.`): records come many to a second, and the date is the costly part.
     second: Option<(u64, String)>,
+    /// The place last written as a caller on this thread, and its text: a service's records
+    /// come from a few places (its request log from one), so the text is rarely made anew.
+    caller_of: Option<(&'static str, u32)>,
+    caller: String,
 }
 
 thread_local! {
@@ -60,12 +64,17 @@ impl Scratch {
     }
 
     /// `file:line`, as `format!("{file}:{line}")`.
-    pub(crate) fn caller(&mut self, file: &str, line: u32) -> &str {
-        self.text.clear();
-        self.text.push_str(file);
-        self.text.push(':');
-        push_decimal(&mut self.text, line.into());
-        &self.text
+    pub(crate) fn caller(&mut self, file: &'static str, line: u32) -> &str {
+        // The same place is the same `&'static str`: its address tells, not its text.
+        let same = |(f, l): (&str, u32)| std::ptr::eq(f, file) && l == line;
+        if !self.caller_of.is_some_and(same) {
+            self.caller.clear();
+            self.caller.push_str(file);
+            self.caller.push(':');
+            push_decimal(&mut self.caller, line.into());
+            self.caller_of = Some((file, line));
+        }
+        &self.caller
     }
 
     /// `d` as its `Debug` form writes it (`1.5ms`, `9.416µs`, `2s`): the largest unit under
@@ -161,9 +170,14 @@ mod tests {
         }
 
         #[test]
+        // Each place twice, between others: the cached text must follow the place.
         fn callers_read_as_fmt_writes_them(file in "[a-z/._é]{0,300}", line in any::<u32>()) {
-            let text = with_scratch(|s| s.caller(&file, line).to_owned());
-            prop_assert_eq!(text, format!("{file}:{line}"));
+            let file: &'static str = Box::leak(file.into_boxed_str());
+            let same_text: &'static str = Box::leak(file.to_owned().into_boxed_str());
+            for (file, line) in [(file, line), (file, line ^ 1), (same_text, line), (file, line)] {
+                let text = with_scratch(|s| s.caller(file, line).to_owned());
+                prop_assert_eq!(text, format!("{file}:{line}"));
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! The server side: a kit endpoint behind one method of a tonic-generated service (go-kit's
 //! `grpctransport.Server`).
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use crate::Convert;
 use crate::request::RequestInfo;
 use crate::status::status_from_error;
 use crate::timeout::{GRPC_TIMEOUT, parse};
-use crate::wire::{CallPath, ResponseTrailers};
+use crate::wire::{CALL_PATH, ResponseTrailers};
 
 type Before = Arc<dyn Fn(Context, &RequestInfo) -> Context + Send + Sync>;
 type After = Arc<dyn Fn(&Context, &mut MetadataMap, &mut MetadataMap) + Send + Sync>;
@@ -228,7 +229,7 @@ where
     pub async fn serve(&self, request: Request<PReq>) -> Result<Response<PResp>, Status> {
         let options = &self.options.inner;
         let remote_addr = request.remote_addr();
-        let (metadata, mut extensions, message) = request.into_parts();
+        let (metadata, _, message) = request.into_parts();
         let mut cx = Context::new();
         if let Some(timeout) = metadata
             .as_ref()
@@ -238,7 +239,7 @@ where
         {
             cx = cx.with_timeout(timeout);
         }
-        let path = extensions.remove::<CallPath>().map(|p| p.0);
+        let path = CALL_PATH.try_with(Cell::take).ok().flatten();
         let info = RequestInfo::new(remote_addr, metadata, path);
         for before in &options.before {
             cx = before(cx, &info);

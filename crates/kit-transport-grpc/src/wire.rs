@@ -7,6 +7,7 @@
 //! gRPC servers send and what clients retry on or not. The length prefix of each message is
 //! read as the body streams past, so an oversized message is refused before it is buffered.
 
+use std::cell::Cell;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -50,9 +51,14 @@ impl<S> tower::Layer<S> for WireLayer {
     }
 }
 
-/// The `:path` of a call (`/pb.Add/Sum`), put in the request's extensions by [`Wire`].
-#[derive(Clone, Debug)]
-pub(crate) struct CallPath(pub(crate) http::uri::PathAndQuery);
+tokio::task_local! {
+    /// The `:path` of the call being served (`/pb.Add/Sum`), for the server's `RequestInfo`:
+    /// tonic keeps a request's extensions but not its URI. [`Wire`] sets it while it polls the
+    /// call's future, in which tonic runs the service; cheaper than an extension, which costs
+    /// allocations for every call. The first server to serve takes it: a server called
+    /// in-process from that call's endpoint is not told the outer call's path.
+    pub(crate) static CALL_PATH: Cell<Option<http::uri::PathAndQuery>>;
+}
 
 /// The service [`WireLayer`] makes.
 #[derive(Clone, Debug)]
@@ -76,13 +82,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
         let limit = self.max_message_bytes;
-        // The method's path, for the server's `RequestInfo`: tonic keeps a request's
-        // extensions but not its URI. (A `PathAndQuery` clone shares its bytes.)
-        if let Some(path) = request.uri().path_and_query().cloned() {
-            request.extensions_mut().insert(CallPath(path));
-        }
+        // A `PathAndQuery` clone shares its bytes.
+        let path = request.uri().path_and_query().cloned();
         let request = request.map(|body| {
             Body::new(LimitedMessages {
                 inner: body,
@@ -91,7 +94,7 @@ where
                 refused: false,
             })
         });
-        let response = self.inner.call(request);
+        let response = CALL_PATH.scope(Cell::new(path), self.inner.call(request));
         Box::pin(async move {
             let mut response = response.await?;
             invalid_argument_for_malformed_protobuf(response.headers_mut());

@@ -252,6 +252,65 @@ async fn the_endpoint_sees_the_peer_address_and_the_request_metadata() {
 }
 
 #[tokio::test]
+async fn a_server_called_in_process_from_a_served_call_is_not_told_its_method() {
+    use kit_transport_grpc::{Health, Listener, RequestInfo, Server};
+    fn method(cx: &Context) -> Option<String> {
+        cx.get::<RequestInfo>()?.method().map(str::to_owned)
+    }
+    let reply = |text: String| {
+        Ok(pb::SayReply {
+            text,
+            tenant: String::new(),
+        })
+    };
+    // The inner server answers the method it was told; the outer one serves the inner one
+    // in-process from its endpoint and answers both.
+    let inner = Server::new(
+        kit_core::endpoint_fn(|cx: Context, _: ()| async move {
+            Ok::<_, kit_core::Error>(format!("{:?}", method(&cx)))
+        }),
+        |_cx, _: pb::SayRequest| Ok(()),
+        move |_cx, text: String| reply(text),
+    );
+    let outer = Server::new(
+        kit_core::BoxEndpoint::new(kit_core::endpoint_fn(
+            move |cx: Context, _: (String, i32)| {
+                let inner = inner.clone();
+                async move {
+                    let said = inner
+                        .serve(Request::new(pb::SayRequest::default()))
+                        .await
+                        .map_err(|status| kit_core::Error::internal(status.message().to_owned()))?
+                        .into_inner()
+                        .text;
+                    Ok::<_, kit_core::Error>(format!("{:?} {said}", method(&cx)))
+                }
+            },
+        )),
+        |_cx, r: pb::SayRequest| Ok((r.text, r.times)),
+        move |_cx, text: String| reply(text),
+    );
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .health(&Health::new());
+    let addr = listener.local_addr();
+    let routes = tonic::service::Routes::new(pb::echo_server::EchoServer::new(support::Echo {
+        say: outer,
+    }));
+    tokio::spawn(listener.serve(routes, std::future::pending()));
+
+    let mut client = pb::echo_client::EchoClient::new(channel(addr).await);
+    let said = client
+        .say(pb::SayRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .text;
+    assert_eq!(said, format!("Some({METHOD:?}) None"));
+}
+
+#[tokio::test]
 async fn one_options_value_serves_every_method_with_its_error_encoder_and_finalizers() {
     use kit_transport_grpc::{Server, ServerOptions};
     use std::sync::{Arc, Mutex};
