@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 
 use crate::automatic::{CallGuard, Calls};
 use crate::body::BoxError;
-use crate::request::{CONNECTION_PEER, RemoteAddr};
+use crate::request::CONNECTION_PEER;
 
 /// What a connection serves with: the listener's tower service, the peer, and the
 /// connection's count of calls (for its automatic answers, `automatic.rs`).
@@ -51,16 +51,8 @@ where
     type Error = BoxError;
     type Future = Call<S::Future, B>;
 
-    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
-        // HTTP/1.1 requests learn the peer from CONNECTION_PEER, set while their call is
-        // polled; HTTP/2 requests carry it as an extension (public: a service of the user's
-        // own reads it there).
-        let peer = if request.version() == http::Version::HTTP_2 {
-            request.extensions_mut().insert(RemoteAddr(self.peer));
-            None
-        } else {
-            Some(self.peer)
-        };
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let peer = self.peer;
         let guard = self.calls.start();
         let mut service = self.service.borrow_mut();
         // A service that is not ready keeps what it was asked with (here a waker that wakes
@@ -104,14 +96,14 @@ pin_project_lite::pin_project! {
             future: F,
             // Dropped with the response made, not when hyper drops the call.
             guard: Option<CallGuard>,
-            peer: Option<SocketAddr>,
+            peer: SocketAddr,
         },
         Failed {
             error: Option<BoxError>,
         },
         Waiting {
             future: Waiting<B>,
-            peer: Option<SocketAddr>,
+            peer: SocketAddr,
         },
     }
 }
@@ -142,13 +134,11 @@ where
     }
 }
 
-/// Runs `poll` with CONNECTION_PEER set to `peer`, if there is one: only while a call is
-/// polled, rather than around the connection's whole task, which is polled more often.
-fn with_peer<R>(peer: Option<SocketAddr>, poll: impl FnOnce() -> R) -> R {
-    match peer {
-        Some(peer) => CONNECTION_PEER.sync_scope(peer, poll),
-        None => poll(),
-    }
+/// Runs `poll` with CONNECTION_PEER set to `peer`: only while a call is polled, rather than
+/// around the connection's task, which is polled more often (and an HTTP/2 call is polled on
+/// a task of its own).
+fn with_peer<R>(peer: SocketAddr, poll: impl FnOnce() -> R) -> R {
+    CONNECTION_PEER.sync_scope(peer, poll)
 }
 
 #[cfg(test)]

@@ -216,8 +216,7 @@ impl Listener {
 
     /// Serves `service` until `shutdown` completes, then stops accepting, lets in-flight requests
     /// finish (up to the drain timeout) and returns. Kit servers learn each request's peer
-    /// ([`RequestInfo::remote_addr`](crate::RequestInfo::remote_addr)); HTTP/2 requests also
-    /// carry it as the [`RemoteAddr`](crate::RemoteAddr) extension.
+    /// ([`RequestInfo::remote_addr`](crate::RequestInfo::remote_addr)).
     ///
     /// Returns an error if accepting fails for a reason other than a per-connection one, or if
     /// connections were still open when the drain timeout passed.

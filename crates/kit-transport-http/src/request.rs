@@ -13,9 +13,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, request::Parts};
 pub struct RemoteAddr(pub SocketAddr);
 
 tokio::task_local! {
-    /// The peer of the connection being served, set by the Listener while it polls an
-    /// HTTP/1.1 request's call (`connection_service.rs`): cheaper than an extension, which
-    /// costs three allocations. HTTP/2 requests get the `RemoteAddr` extension instead.
+    /// The peer of the connection being served, set by the Listener while it polls a
+    /// request's call (`connection_service.rs`): cheaper than an extension, which costs three
+    /// allocations.
     pub(crate) static CONNECTION_PEER: SocketAddr;
 }
 
