@@ -1,14 +1,18 @@
 //! The body types at the crate's edges, and reading a body whole under a size limit.
 
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
 use bytes::Bytes;
 use bytes::BytesMut;
-use http_body::Body as HttpBody;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use kit_core::Error;
-use std::future::Future;
-use std::task::Poll;
-use std::time::Duration;
 
 /// The body of every response a [`Server`](crate::Server) or [`Router`](crate::Router) writes:
 /// the encoded bytes, whole.
@@ -18,17 +22,58 @@ pub type Body = Full<Bytes>;
 /// type every kit crate uses.
 pub use kit_core::BoxError;
 
-/// Any request body, boxed: servers box the body they are given before going async, which
-/// keeps their futures `Send` whatever the body's error type.
-pub(crate) type AnyBody = UnsyncBoxBody<Bytes, BoxError>;
+/// Any request body, as servers take it before going async: one type whatever body they are
+/// given, which keeps their futures `Send` whatever the body's error type. hyper's own body,
+/// what a [`Listener`](crate::Listener) serves, is kept as it is; any other is boxed (an
+/// allocation and a free for every request, several hundred instructions).
+pub(crate) enum AnyBody {
+    Incoming(Incoming),
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
 
-/// Boxes a request's body.
+/// Makes a request's body an [`AnyBody`].
 pub(crate) fn box_body<B>(request: http::Request<B>) -> http::Request<AnyBody>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    request.map(|body| body.map_err(Into::into).boxed_unsync())
+    request.map(|body| {
+        // Decided per type at compile time: the check is gone from the code.
+        let mut body = Some(body);
+        match (&mut body as &mut dyn Any).downcast_mut::<Option<Incoming>>() {
+            Some(incoming) => AnyBody::Incoming(incoming.take().expect("just put there")),
+            None => AnyBody::Boxed(body.expect("not taken").map_err(Into::into).boxed_unsync()),
+        }
+    })
+}
+
+impl HttpBody for AnyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            AnyBody::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            AnyBody::Boxed(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            AnyBody::Incoming(body) => body.is_end_stream(),
+            AnyBody::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            AnyBody::Incoming(body) => body.size_hint(),
+            AnyBody::Boxed(body) => body.size_hint(),
+        }
+    }
 }
 
 /// Reads `body` whole, failing with 413 once it is over `limit` bytes (at once if its declared
