@@ -274,7 +274,7 @@ impl Group {
         &mut self,
         name: &str,
         listener: kit_transport_grpc::Listener,
-        routes: tonic::service::Routes,
+        routes: kit_transport_grpc::Routes,
     ) {
         self.serves(listener.configured_drain_timeout());
         let stopping = self.stopping();

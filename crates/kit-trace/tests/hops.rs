@@ -98,7 +98,7 @@ async fn one_trace_across_an_http_hop_and_a_grpc_hop() {
         .await
         .unwrap();
     let grpc_addr = grpc_listener.local_addr();
-    let routes = tonic::service::Routes::new(HealthServer::new(Backend { check }));
+    let routes = kit_transport_grpc::Routes::new(HealthServer::new(Backend { check }));
     tokio::spawn(grpc_listener.serve(routes, std::future::pending()));
 
     // The frontend, over HTTP: its endpoint calls the backend.

@@ -83,7 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
         }
         "kit" => {
-            let routes = tonic::service::Routes::new(pb::echo_server::EchoServer::new(kit()));
+            let routes = kit_transport_grpc::Routes::new(pb::echo_server::EchoServer::new(kit()));
             Listener::bind(addr)
                 .await?
                 .health(&Health::new())

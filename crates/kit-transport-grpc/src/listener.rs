@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
 
+use crate::Routes;
 use crate::incoming::Incoming;
 use crate::{Health, WireLayer};
 
@@ -39,7 +39,7 @@ use crate::{Health, WireLayer};
 /// [`max_connection_age`]: Listener::max_connection_age
 ///
 /// ```no_run
-/// # async fn run(routes: tonic::service::Routes) -> std::io::Result<()> {
+/// # async fn run(routes: kit_transport_grpc::Routes) -> std::io::Result<()> {
 /// use kit_transport_grpc::{Health, Listener};
 ///
 /// let health = Health::new();
@@ -238,7 +238,7 @@ impl Listener {
         };
         let serve = builder
             .layer(WireLayer::new(self.max_message_bytes))
-            .serve_with_incoming_shutdown(routes.prepare(), incoming, signal);
+            .serve_with_incoming_shutdown(routes, incoming, signal);
         let drain_timeout = self.drain_timeout;
         tokio::select! {
             served = serve => served.map_err(io::Error::other),

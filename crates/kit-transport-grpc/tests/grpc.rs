@@ -223,7 +223,7 @@ async fn the_endpoint_sees_the_peer_address_and_the_request_metadata() {
         .unwrap()
         .health(&Health::new());
     let addr = listener.local_addr();
-    let routes = tonic::service::Routes::new(pb::echo_server::EchoServer::new(support::Echo {
+    let routes = kit_transport_grpc::Routes::new(pb::echo_server::EchoServer::new(support::Echo {
         say: say.clone(),
     }));
     tokio::spawn(listener.serve(routes, std::future::pending()));
@@ -295,7 +295,7 @@ async fn a_server_called_in_process_from_a_served_call_is_not_told_its_method() 
         .unwrap()
         .health(&Health::new());
     let addr = listener.local_addr();
-    let routes = tonic::service::Routes::new(pb::echo_server::EchoServer::new(support::Echo {
+    let routes = kit_transport_grpc::Routes::new(pb::echo_server::EchoServer::new(support::Echo {
         say: outer,
     }));
     tokio::spawn(listener.serve(routes, std::future::pending()));

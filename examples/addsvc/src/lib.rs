@@ -310,7 +310,7 @@ pub async fn run(config: Config, logger: Logger) -> Result<(), BoxError> {
         transport::jsonrpc_server(sum.clone(), concat.clone(), tracer.as_ref()),
     );
     let routes =
-        tonic::service::Routes::new(transport::AddService::new(sum, concat, tracer.as_ref()));
+        kit_transport_grpc::Routes::new(transport::AddService::new(sum, concat, tracer.as_ref()));
     group.serve_grpc("gRPC", grpc, routes);
     // The debug port answers through the drain, so /readyz can be seen to say "not ready".
     group.serve_http_observer(

@@ -139,7 +139,7 @@ pub async fn serve_with(
             .health(&health),
     );
     let addr = listener.local_addr();
-    let routes = tonic::service::Routes::new(pb::echo_server::EchoServer::new(echo_server()));
+    let routes = kit_transport_grpc::Routes::new(pb::echo_server::EchoServer::new(echo_server()));
     (addr, tokio::spawn(listener.serve(routes, shutdown)))
 }
 
