@@ -195,7 +195,7 @@ async fn a_client_needs_a_method_path_and_a_server_that_is_there() {
 
 #[tokio::test]
 async fn the_endpoint_sees_the_peer_address_and_the_request_metadata() {
-    use kit_transport_grpc::{Health, Listener, RequestInfo, Server};
+    use kit_transport_grpc::{RequestInfo, Server};
     // An Echo whose endpoint answers what it knows of the call.
     let say = Server::new(
         kit_core::BoxEndpoint::new(kit_core::endpoint_fn(
@@ -218,15 +218,7 @@ async fn the_endpoint_sees_the_peer_address_and_the_request_metadata() {
             })
         },
     );
-    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-        .health(&Health::new());
-    let addr = listener.local_addr();
-    let routes = kit_transport_grpc::Routes::new(pb::echo_server::EchoServer::new(support::Echo {
-        say: say.clone(),
-    }));
-    tokio::spawn(listener.serve(routes, std::future::pending()));
+    let addr = support::serve_say(say.clone()).await;
 
     let mut client = pb::echo_client::EchoClient::new(channel(addr).await);
     let mut request = Request::new(pb::SayRequest {
@@ -253,7 +245,7 @@ async fn the_endpoint_sees_the_peer_address_and_the_request_metadata() {
 
 #[tokio::test]
 async fn a_server_called_in_process_from_a_served_call_is_not_told_its_method() {
-    use kit_transport_grpc::{Health, Listener, RequestInfo, Server};
+    use kit_transport_grpc::{RequestInfo, Server};
     fn method(cx: &Context) -> Option<String> {
         cx.get::<RequestInfo>()?.method().map(str::to_owned)
     }
@@ -290,15 +282,7 @@ async fn a_server_called_in_process_from_a_served_call_is_not_told_its_method() 
         |_cx, r: pb::SayRequest| Ok((r.text, r.times)),
         move |_cx, text: String| reply(text),
     );
-    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-        .health(&Health::new());
-    let addr = listener.local_addr();
-    let routes = kit_transport_grpc::Routes::new(pb::echo_server::EchoServer::new(support::Echo {
-        say: outer,
-    }));
-    tokio::spawn(listener.serve(routes, std::future::pending()));
+    let addr = support::serve_say(outer).await;
 
     let mut client = pb::echo_client::EchoClient::new(channel(addr).await);
     let said = client

@@ -143,6 +143,18 @@ pub async fn serve_with(
     (addr, tokio::spawn(listener.serve(routes, shutdown)))
 }
 
+/// A kit [`Listener`] on a free loopback port, with a health service, serving Echo with `say`.
+pub async fn serve_say(say: SayServer) -> SocketAddr {
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .health(&Health::new());
+    let addr = listener.local_addr();
+    let routes = kit_transport_grpc::Routes::new(pb::echo_server::EchoServer::new(Echo { say }));
+    tokio::spawn(listener.serve(routes, std::future::pending()));
+    addr
+}
+
 pub async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .unwrap()
