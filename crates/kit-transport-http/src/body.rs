@@ -25,7 +25,7 @@ pub use kit_core::BoxError;
 /// Any request body, as servers take it before going async: one type whatever body they are
 /// given, which keeps their futures `Send` whatever the body's error type. hyper's own body,
 /// what a [`Listener`](crate::Listener) serves, is kept as it is; any other is boxed (an
-/// allocation and a free for every request, several hundred instructions).
+/// allocation and a free for every request: 150-250 instructions on addsvc's).
 pub(crate) enum AnyBody {
     Incoming(Incoming),
     Boxed(UnsyncBoxBody<Bytes, BoxError>),
