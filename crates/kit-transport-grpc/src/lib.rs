@@ -8,7 +8,7 @@
 //! go-kit answered everything with `UNKNOWN`; the call's deadline travels as `grpc-timeout`.
 //!
 //! A [`Listener`] serves tonic services with production defaults (message size limit answered
-//! with `RESOURCE_EXHAUSTED`, stream and connection limits, a handshake timeout, keep-alive, a
+//! with `RESOURCE_EXHAUSTED`, stream and connection limits, a handshake timeout, TCP keep-alive, a
 //! graceful drain with a deadline) and the standard [`Health`] service.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

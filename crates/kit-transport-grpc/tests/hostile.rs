@@ -342,7 +342,43 @@ async fn an_http2_client_that_never_answers_pings_is_closed_after_the_keep_alive
     )
     .await;
     assert!(unanswered_pings_close(addr, Duration::from_secs(5)).await);
-    // With the defaults (a ping after 30 s), the same connection is still open 2 s later.
+    // With the defaults (no pings), the same connection is still open 2 s later.
     let (addr, _server) = serve_with(|l| l, Health::new(), std::future::pending()).await;
     assert!(!unanswered_pings_close(addr, Duration::from_secs(2)).await);
+}
+
+#[tokio::test]
+async fn connections_get_tcp_keep_alive_from_the_listener_unless_it_is_turned_off() {
+    for (idle, expected) in [
+        (None, Some(Duration::from_secs(30))),
+        (
+            Some(Some(Duration::from_secs(45))),
+            Some(Duration::from_secs(45)),
+        ),
+        (Some(None), None),
+    ] {
+        let (addr, _server) = serve_with(
+            |l| match idle {
+                Some(idle) => l.tcp_keep_alive(idle),
+                None => l,
+            },
+            Health::new(),
+            std::future::pending(),
+        )
+        .await;
+        // One call answered: the listener is serving, its socket set, before the connection
+        // looked at is made (a connection inherits the listening socket's options on arrival).
+        assert!(say(addr, "up").await.is_ok());
+        let idle_client = TcpStream::connect(addr).await.unwrap();
+        let timer = support::keep_alive_timer(addr, idle_client.local_addr().unwrap());
+        match (timer, expected) {
+            (None, None) => {}
+            // The first probe is due `idle` after the last packet, a moment ago.
+            (Some(left), Some(idle)) => assert!(
+                left <= idle && left > idle - Duration::from_secs(5),
+                "{left:?} left of {idle:?}"
+            ),
+            other => panic!("{idle:?}: timer and expected idle time {other:?}"),
+        }
+    }
 }

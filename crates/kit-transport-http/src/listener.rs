@@ -38,9 +38,9 @@ use crate::write_deadline::WriteDeadline;
 /// 10 s of the protocol being known or of its previous request (else the connection is
 /// closed); a response the client does not read for 30 s is abandoned and its connection
 /// closed; at most 10,000 connections at once (at the cap, accepting waits until one closes);
-/// HTTP/1.1 keep-alive on; HTTP/2 keep-alive pings every 30 s, the connection closed when one
-/// goes unanswered for 20 s; at most 64 KiB of request headers; on shutdown, in-flight requests
-/// get 30 s to finish. Request bodies are timed by
+/// HTTP/1.1 keep-alive on; TCP keep-alive probes after 30 s of silence, the connection closed
+/// by the kernel when 3 go unanswered; HTTP/2 keep-alive pings off (one setter turns them on);
+/// at most 64 KiB of request headers; on shutdown, in-flight requests get 30 s to finish. Request bodies are timed by
 /// the servers that read them ([`ServerOptions::body_read_timeout`](crate::ServerOptions::body_read_timeout)).
 pub struct Listener {
     listener: TcpListener,
@@ -50,7 +50,8 @@ pub struct Listener {
     write_timeout: Duration,
     max_connections: usize,
     http1_keep_alive: bool,
-    http2_keep_alive_interval: Duration,
+    tcp_keep_alive: Option<Duration>,
+    http2_keep_alive_interval: Option<Duration>,
     http2_keep_alive_timeout: Duration,
     max_header_bytes: usize,
     drain_timeout: Duration,
@@ -67,6 +68,7 @@ impl std::fmt::Debug for Listener {
             .field("write_timeout", &self.write_timeout)
             .field("max_connections", &self.max_connections)
             .field("http1_keep_alive", &self.http1_keep_alive)
+            .field("tcp_keep_alive", &self.tcp_keep_alive)
             .field("http2_keep_alive_interval", &self.http2_keep_alive_interval)
             .field("http2_keep_alive_timeout", &self.http2_keep_alive_timeout)
             .field("max_header_bytes", &self.max_header_bytes)
@@ -82,6 +84,18 @@ impl std::fmt::Debug for Listener {
 /// new connections past that while the accept loop is busy has SYNs dropped, and each of
 /// those clients waits a second for its retransmission.
 const LISTEN_BACKLOG: u32 = 4096;
+
+/// Turns TCP keep-alive on for the connections `listener` accepts (they inherit it): probes
+/// after `idle` of silence, then every 10 s; 3 unanswered close the connection.
+fn set_tcp_keep_alive(listener: &TcpListener, idle: Duration) -> io::Result<()> {
+    let keep_alive = socket2::TcpKeepalive::new().with_time(idle);
+    // The probes' pace and count, where a socket can set them (elsewhere the system's).
+    #[cfg(target_os = "linux")]
+    let keep_alive = keep_alive
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
+    socket2::SockRef::from(listener).set_tcp_keepalive(&keep_alive)
+}
 
 impl Listener {
     /// Binds to `addr` (port 0 picks a free port; see [`local_addr`](Listener::local_addr)),
@@ -106,7 +120,8 @@ impl Listener {
             write_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             http1_keep_alive: true,
-            http2_keep_alive_interval: Duration::from_secs(30),
+            tcp_keep_alive: Some(Duration::from_secs(30)),
+            http2_keep_alive_interval: None,
             http2_keep_alive_timeout: Duration::from_secs(20),
             max_header_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(30),
@@ -165,10 +180,23 @@ impl Listener {
         self
     }
 
-    /// HTTP/2 keep-alive: a ping every `interval`, the connection closed when one goes
-    /// unanswered for `timeout`. Default 30 s and 20 s.
+    /// TCP keep-alive on every connection: after `idle` without a packet from the client, the
+    /// kernel probes it every 10 s, and closes the connection when 3 probes go unanswered (a
+    /// client whose host is gone, or a NAT that forgot the connection). Set on the listening
+    /// socket when serving starts, which connections inherit: no cost per request. Default
+    /// 30 s; `None` leaves the socket as it is.
+    pub fn tcp_keep_alive(mut self, idle: Option<Duration>) -> Self {
+        self.tcp_keep_alive = idle;
+        self
+    }
+
+    /// HTTP/2 keep-alive pings: one every `interval`, the connection closed when one goes
+    /// unanswered for `timeout`. Off by default: unlike TCP keep-alive, they find a client
+    /// whose process is stuck while its host still answers, but while they are on hyper reads
+    /// the clock for every frame: about 800 instructions an HTTP/2 request on addsvc's
+    /// benchmark, 2.5% of what the kit spends (docs/PERFORMANCE.md).
     pub fn http2_keep_alive(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.http2_keep_alive_interval = interval;
+        self.http2_keep_alive_interval = Some(interval);
         self.http2_keep_alive_timeout = timeout;
         self
     }
@@ -231,6 +259,9 @@ impl Listener {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        if let Some(idle) = self.tcp_keep_alive {
+            set_tcp_keep_alive(&self.listener, idle)?;
+        }
         let protocols = Arc::new(self.protocols());
         let drain = Drain::default();
         let places = Arc::new(Semaphore::new(self.max_connections));

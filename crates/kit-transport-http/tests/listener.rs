@@ -364,13 +364,53 @@ async fn an_http2_client_that_never_answers_pings_is_closed_after_the_keep_alive
     let running = Running::start(listener, slow_router(Duration::ZERO, Arc::default())).await;
     assert!(unanswered_pings_close(running.addr, Duration::from_secs(5)).await);
     running.stop().await.unwrap();
-    // With the defaults (a ping after 30 s), the same connection is still open 2 s later.
+    // With the defaults (no pings), the same connection is still open 2 s later.
     let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let running = Running::start(listener, slow_router(Duration::ZERO, Arc::default())).await;
     assert!(!unanswered_pings_close(running.addr, Duration::from_secs(2)).await);
     running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn connections_get_tcp_keep_alive_from_the_listener_unless_it_is_turned_off() {
+    for (idle, expected) in [
+        (None, Some(Duration::from_secs(30))),
+        (
+            Some(Some(Duration::from_secs(45))),
+            Some(Duration::from_secs(45)),
+        ),
+        (Some(None), None),
+    ] {
+        let mut listener = Listener::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        if let Some(idle) = idle {
+            listener = listener.tcp_keep_alive(idle);
+        }
+        let running = Running::start(listener, slow_router(Duration::ZERO, Arc::default())).await;
+        // One request answered: the listener is serving, its socket set, before the connection
+        // looked at is made (a connection inherits the listening socket's options on arrival).
+        assert_eq!(
+            post(running.addr, "/slow", "application/json", "7")
+                .await
+                .status,
+            200
+        );
+        let idle_client = TcpStream::connect(running.addr).await.unwrap();
+        let timer = support::keep_alive_timer(running.addr, idle_client.local_addr().unwrap());
+        match (timer, expected) {
+            (None, None) => {}
+            // The first probe is due `idle` after the last packet, a moment ago.
+            (Some(left), Some(idle)) => assert!(
+                left <= idle && left > idle - Duration::from_secs(5),
+                "{left:?} left of {idle:?}"
+            ),
+            other => panic!("{idle:?}: timer and expected idle time {other:?}"),
+        }
+        running.stop().await.unwrap();
+    }
 }
 
 #[tokio::test]

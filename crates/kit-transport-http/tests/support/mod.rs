@@ -156,3 +156,28 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// The TCP keep-alive timer of the server's end of the connection from `client` to `server`
+/// (both IPv4), as the kernel reports it in /proc/net/tcp: the time left until the next probe,
+/// or `None` when no keep-alive timer runs.
+pub fn keep_alive_timer(server: SocketAddr, client: SocketAddr) -> Option<Duration> {
+    let hex_addr = |addr: SocketAddr| match addr {
+        SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        SocketAddr::V6(_) => panic!("IPv4 only"),
+    };
+    let (local, remote) = (hex_addr(server), hex_addr(client));
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when ...
+    let row = table
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|row| row.get(1) == Some(&local.as_str()) && row.get(2) == Some(&remote.as_str()))
+        .unwrap_or_else(|| panic!("no socket {server} <- {client} in /proc/net/tcp"));
+    let (timer, when) = row[5].split_once(':').unwrap();
+    // Timer 2 is keep-alive; `when` is in clock ticks, 100 a second.
+    (timer == "02").then(|| Duration::from_millis(u64::from_str_radix(when, 16).unwrap() * 10))
+}
