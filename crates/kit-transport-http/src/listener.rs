@@ -40,8 +40,9 @@ use crate::write_deadline::WriteDeadline;
 /// closed; at most 10,000 connections at once (at the cap, accepting waits until one closes);
 /// HTTP/1.1 keep-alive on; TCP keep-alive probes after 30 s of silence, the connection closed
 /// by the kernel when 3 go unanswered; HTTP/2 keep-alive pings off (one setter turns them on);
-/// at most 64 KiB of request headers; on shutdown, in-flight requests get 30 s to finish. Request bodies are timed by
-/// the servers that read them ([`ServerOptions::body_read_timeout`](crate::ServerOptions::body_read_timeout)).
+/// at most 64 KiB of request headers; on shutdown, in-flight requests get 30 s to finish.
+/// Request bodies are timed by the servers that read them
+/// ([`ServerOptions::body_read_timeout`](crate::ServerOptions::body_read_timeout)).
 pub struct Listener {
     listener: TcpListener,
     local_addr: SocketAddr,
