@@ -14,37 +14,11 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// What a connection's service has done: the requests it was called with, and those whose
-/// response it has not yet produced.
-#[derive(Debug, Default)]
-pub(crate) struct Calls {
-    made: AtomicU64,
-    answering: AtomicU64,
-}
-
-impl Calls {
-    /// Counts a call until the returned guard is dropped (its response produced, or the call
-    /// abandoned).
-    pub(crate) fn start(self: &Arc<Self>) -> CallGuard {
-        self.made.fetch_add(1, Ordering::SeqCst);
-        self.answering.fetch_add(1, Ordering::SeqCst);
-        CallGuard(Arc::clone(self))
-    }
-}
-
-/// A call in progress; see [`Calls::start`].
-pub(crate) struct CallGuard(Arc<Calls>);
-
-impl Drop for CallGuard {
-    fn drop(&mut self) {
-        self.0.answering.fetch_sub(1, Ordering::SeqCst);
-    }
-}
+use crate::calls::Calls;
 
 /// A connection's stream that gives hyper's automatic answers a JSON body.
 pub(crate) struct JsonAutomaticAnswers<S> {
@@ -70,7 +44,7 @@ impl<S> JsonAutomaticAnswers<S> {
     /// `buf` with a JSON body, if it is hyper's automatic answer: a bare final head with one of
     /// its statuses, when `answers_no_call`.
     fn rewrite(&self, buf: &[u8], answers_no_call: bool) -> Option<Vec<u8>> {
-        if !answers_no_call || self.calls.answering.load(Ordering::SeqCst) != 0 {
+        if !answers_no_call || self.calls.answering() != 0 {
             return None;
         }
         let message = match buf.get(..12)? {
@@ -172,7 +146,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonAutomaticAnswers<S> {
         // hyper hands over a head as a slice of its own (with the body's chunks after it). A
         // head counts as answering the calls made so far only once it is written: hyper hands
         // a head that could not go out back again.
-        let made = this.calls.made.load(Ordering::SeqCst);
+        let made = this.calls.made();
         let mut offset = 0;
         let mut head_at = None;
         for (i, slice) in bufs.iter().enumerate() {

@@ -19,12 +19,12 @@ use std::task::{Context, Poll, Waker, ready};
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use crate::automatic::{CallGuard, Calls};
 use crate::body::BoxError;
+use crate::calls::{CallGuard, Calls};
 use crate::request::CONNECTION_PEER;
 
 /// What a connection serves with: the listener's tower service, the peer, and the
-/// connection's count of calls (for its automatic answers, `automatic.rs`).
+/// connection's count of calls (for its automatic answers and its head deadline, `calls.rs`).
 pub(crate) struct ConnectionService<S> {
     service: RefCell<S>,
     peer: SocketAddr,

@@ -52,11 +52,13 @@
 
 mod automatic;
 mod body;
+mod calls;
 #[cfg(feature = "client")]
 mod client;
 mod connection_service;
 mod drain;
 mod error;
+mod head_deadline;
 pub mod json;
 #[cfg(feature = "jsonrpc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jsonrpc")))]
@@ -66,7 +68,6 @@ mod protocol;
 mod request;
 mod router;
 mod server;
-mod timer;
 mod write_deadline;
 
 pub use body::{Body, BoxError};

@@ -18,14 +18,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 
-use crate::automatic::{Calls, JsonAutomaticAnswers};
+use crate::automatic::JsonAutomaticAnswers;
 use crate::body::BoxError;
+use crate::calls::Calls;
 use crate::connection_service::ConnectionService;
 use crate::drain::{Drain, Tracked};
+use crate::head_deadline::HeadDeadline;
 #[cfg(feature = "tls")]
 use crate::protocol::detect;
 use crate::protocol::{Protocol, detect_tcp};
-use crate::timer::ConnectionTimer;
 use crate::write_deadline::WriteDeadline;
 
 /// A TCP listener that serves a `tower::Service` (a [`Router`](crate::Router), a
@@ -155,7 +156,11 @@ impl Listener {
         self
     }
 
-    /// How long a client has to send a request's headers (HTTP/1.1). Default 10 s.
+    /// How long an HTTP/1.1 connection may wait for a request's headers, from when it starts
+    /// waiting (the protocol known, or the last response written) until they are all in; a
+    /// client that sends part of a head and stops, or nothing at all between requests, is then
+    /// disconnected. Checked every half of it, so a wait is cut off between one and one and a
+    /// half times this, never sooner. Default 10 s.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
@@ -222,9 +227,10 @@ impl Listener {
 
     fn protocols(&self) -> Protocols {
         let mut http1 = http1::Builder::new();
-        // The timer is each connection's own (`ConnectionTimer`, set in `Protocols::serve`).
+        // The header read timeout is the connection's stream's (`HeadDeadline`), not hyper's:
+        // hyper's costs a clock read, a timer's setting and a turn of its loop per request.
         http1
-            .header_read_timeout(self.header_read_timeout)
+            .header_read_timeout(None)
             .keep_alive(self.http1_keep_alive)
             // The head's own limit, on the parsed head: the buffer's alone stops only a head
             // still incomplete when the buffer reaches it, and a head read whole can be past it.
@@ -239,6 +245,7 @@ impl Listener {
         Protocols {
             http1,
             http2,
+            header_read_timeout: self.header_read_timeout,
             write_timeout: self.write_timeout,
         }
     }
@@ -350,6 +357,7 @@ async fn within<S>(
 struct Protocols {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
     write_timeout: Duration,
 }
 
@@ -372,17 +380,15 @@ impl Protocols {
         TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
     {
         let stream = WriteDeadline::new(stream, self.write_timeout);
-        let io = TokioIo::new(JsonAutomaticAnswers::new(stream, calls));
         match protocol {
             Protocol::Http1 => {
-                let connection = pin!({
-                    let mut http1 = self.http1.clone();
-                    http1.timer(ConnectionTimer::default());
-                    http1.serve_connection(io, service)
-                });
+                let stream = JsonAutomaticAnswers::new(stream, Arc::clone(&calls));
+                let io = TokioIo::new(HeadDeadline::new(stream, calls, self.header_read_timeout));
+                let connection = pin!(self.http1.serve_connection(io, service));
                 tracked.serve(connection).await;
             }
             Protocol::Http2 => {
+                let io = TokioIo::new(JsonAutomaticAnswers::new(stream, calls));
                 let connection = pin!(self.http2.serve_connection(io, service));
                 tracked.serve(connection).await;
             }

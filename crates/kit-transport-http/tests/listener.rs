@@ -74,9 +74,9 @@ async fn a_client_that_never_finishes_its_headers_is_dropped_after_the_timeout()
 
 #[tokio::test]
 async fn every_head_on_a_kept_alive_connection_is_timed_from_when_it_is_awaited() {
-    // The connection's header timer is kept from one head to the next (src/timer.rs): moved
-    // later after a quick request, fired unused during a request slower than the timeout; each
-    // time the next head still gets the whole timeout, and no more.
+    // The connection's stream times its waits for a head (src/head_deadline.rs), ticking
+    // through a quick request and through one slower than the timeout; each time the next head
+    // still gets the whole timeout, and at most half of it more.
     let timeout = Duration::from_millis(300);
     let listener = Listener::bind("127.0.0.1:0".parse().unwrap())
         .await
@@ -122,7 +122,8 @@ async fn every_head_on_a_kept_alive_connection_is_timed_from_when_it_is_awaited(
     // The timer starts when hyper starts waiting for the head, just before the answer arrives.
     let waited = answered.elapsed();
     assert!(
-        waited >= timeout - Duration::from_millis(20),
+        waited >= timeout - Duration::from_millis(20)
+            && waited <= timeout * 3 / 2 + Duration::from_secs(1),
         "closed after {waited:?}"
     );
     running.stop().await.unwrap();
