@@ -108,12 +108,28 @@ impl Tracked {
         if draining {
             connection.as_mut().graceful_shutdown();
         }
+        // The waker last registered: a connection's task polls with the same one every time,
+        // and registering it again costs two atomic exchanges at every poll. Only the drain
+        // takes it out of the slot, after raising the flag read at every poll.
+        let mut registered: Option<std::task::Waker> = None;
         std::future::poll_fn(|task| {
             loop {
                 if connection.as_mut().poll(task).is_ready() {
                     return Poll::Ready(());
                 }
-                if draining || !self.poll_closing(task) {
+                if draining {
+                    return Poll::Pending;
+                }
+                let closing = match &registered {
+                    Some(waker) if waker.will_wake(task.waker()) => {
+                        self.shared.closing.load(Ordering::SeqCst)
+                    }
+                    _ => {
+                        registered = Some(task.waker().clone());
+                        self.poll_closing(task)
+                    }
+                };
+                if !closing {
                     return Poll::Pending;
                 }
                 // Polled again at once: the shutdown takes effect when the connection is polled.
