@@ -87,6 +87,9 @@ struct Collector<'b, F> {
 }
 
 impl<F: Format> Collector<'_, F> {
+    // Inlined into each `emit_*` (with the format's `pair`): the calls cost as much as a
+    // short pair's encoding.
+    #[inline(always)]
     fn push(&mut self, key: Key, value: Value<'_>) -> slog::Result {
         let start = self.bufs.pairs.len();
         F::pair(&mut self.bufs.pairs, &mut self.bufs.scratch, key, value);
