@@ -31,11 +31,17 @@ use crate::calls::Calls;
 /// How many ticks in a row without progress close the connection: the timeout is two ticks.
 const IDLE_TICKS: u8 = 2;
 
+/// The shortest time between ticks (tokio's timer counts milliseconds): a timeout of zero
+/// would otherwise tick at every look.
+const MIN_TICK: Duration = Duration::from_millis(1);
+
 /// A stream whose waits for a request head are timed; see the module's doc.
 pub(crate) struct HeadDeadline<S> {
     inner: S,
     calls: Arc<Calls>,
     timeout: Duration,
+    /// Half the timeout, or [`MIN_TICK`].
+    period: Duration,
     tick: Pin<Box<Sleep>>,
     /// Whether the tick's sleep has been polled since it was last set (its waker registered),
     /// so that its firing can be read off it without polling it.
@@ -54,11 +60,13 @@ impl<S> HeadDeadline<S> {
     /// `inner`, whose waits for a request head may last `timeout` (to one and a half times
     /// that). Needs a tokio runtime with its timer.
     pub(crate) fn new(inner: S, calls: Arc<Calls>, timeout: Duration) -> Self {
+        let period = (timeout / 2).max(MIN_TICK);
         HeadDeadline {
             inner,
             calls,
             timeout,
-            tick: Box::pin(tokio::time::sleep(timeout / 2)),
+            period,
+            tick: Box::pin(tokio::time::sleep(period)),
             armed: false,
             writes: 0,
             writing: false,
@@ -73,24 +81,31 @@ impl<S> HeadDeadline<S> {
         if self.armed && !self.tick.is_elapsed() {
             return Poll::Pending;
         }
-        while self.tick.as_mut().poll(cx).is_ready() {
-            let progress = self.calls.made() + self.writes;
-            if progress != self.seen || self.writing || self.calls.answering() != 0 {
-                self.seen = progress;
-                self.idle_ticks = 0;
-            } else {
-                self.idle_ticks += 1;
-                if self.idle_ticks >= IDLE_TICKS {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("no request head within {:?}", self.timeout),
-                    )));
-                }
-            }
-            let next = tokio::time::Instant::now() + self.timeout / 2;
-            self.tick.as_mut().reset(next);
+        if self.tick.as_mut().poll(cx).is_pending() {
+            self.armed = true;
+            return Poll::Pending;
         }
-        self.armed = true;
+        let progress = self.calls.made() + self.writes;
+        if progress != self.seen || self.writing || self.calls.answering() != 0 {
+            self.seen = progress;
+            self.idle_ticks = 0;
+        } else {
+            self.idle_ticks += 1;
+            if self.idle_ticks >= IDLE_TICKS {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no request head within {:?}", self.timeout),
+                )));
+            }
+        }
+        let next = tokio::time::Instant::now() + self.period;
+        self.tick.as_mut().reset(next);
+        // One tick a look: a sleep already due again (a clock that jumped) is looked at on the
+        // next poll, which this asks for, rather than in a loop here.
+        self.armed = self.tick.as_mut().poll(cx).is_pending();
+        if !self.armed {
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 
@@ -253,6 +268,41 @@ mod tests {
         let (err, after) = fails_after(&mut stream).await;
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(after >= TIMEOUT && after <= TIMEOUT * 3 / 2, "{after:?}");
+    }
+
+    #[test]
+    fn a_zero_timeout_ticks_every_millisecond_and_never_spins() {
+        // On a thread of its own, so that a look that loops for ever fails the test rather
+        // than hanging it.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            let outcome = runtime.block_on(async {
+                let (_client, server) = tokio::io::duplex(64);
+                let calls = Arc::new(Calls::default());
+                let mut stream = HeadDeadline::new(server, Arc::clone(&calls), Duration::ZERO);
+                let mut buf = [0; 8];
+                // A running call: ticks come and go, and the connection is left alone.
+                let running = calls.start();
+                let waited =
+                    tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await;
+                drop(running);
+                let start = tokio::time::Instant::now();
+                let cut = stream.read(&mut buf).await.unwrap_err();
+                (waited.is_err(), cut.kind(), start.elapsed())
+            });
+            let _ = done.send(outcome);
+        });
+        let (left_alone, kind, after) = finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the stream answers");
+        assert!(left_alone, "cut off during a call");
+        assert_eq!(kind, io::ErrorKind::TimedOut);
+        assert!(after <= Duration::from_millis(3), "{after:?}");
     }
 
     #[tokio::test(start_paused = true)]

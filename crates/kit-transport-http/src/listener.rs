@@ -159,8 +159,8 @@ impl Listener {
     /// How long an HTTP/1.1 connection may wait for a request's headers, from when it starts
     /// waiting (the protocol known, or the last response written) until they are all in; a
     /// client that sends part of a head and stops, or nothing at all between requests, is then
-    /// disconnected. Checked every half of it, so a wait is cut off between one and one and a
-    /// half times this, never sooner. Default 10 s.
+    /// disconnected. Checked every half of it (every millisecond at the least), so a wait is
+    /// cut off between one and one and a half times this, never sooner. Default 10 s.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
