@@ -4,9 +4,9 @@
 //! hyper has such a timeout, but with it set, hyper reads the clock and sets its timer at
 //! every head, and after every response goes round its connection loop once more to start the
 //! next head's timer: about 1,270 instructions a request (addsvc's `POST /sum`, callgrind,
-//! docs/PERFORMANCE.md), a tenth of what the kit adds over raw hyper. Here nothing is done per
-//! request. One sleep per connection ticks every half timeout while the connection waits for
-//! bytes; a tick that finds the connection has made no progress since the tick before (no
+//! docs/PERFORMANCE.md), two fifths of what the kit added over raw hyper. Here nothing is done
+//! per request. One sleep per connection ticks every half timeout while the connection waits
+//! for bytes; a tick that finds the connection has made no progress since the tick before (no
 //! request reached the service, nothing was written, no call or write is under way) counts,
 //! and the second such tick in a row closes the connection. A wait for a head is thus cut off
 //! between one and one and a half timeouts after it began, never sooner, and the clock is read
