@@ -4,7 +4,8 @@
 # (examples/raw_addsvc.rs): HTTP/1.1 POST /sum under wrk, the same over HTTP/2 (h2c) and gRPC
 # pb.Add/Sum under h2load, the servers alternating over rounds so that drift hits all. Reports
 # the medians of requests/s, latency (wrk's p50 and p99; h2load's mean), server CPU per request
-# (from /proc), resident memory at 256 connections and the peak, with the ratios addsvc/raw;
+# (from /proc), resident memory at 256 connections and the peak, with the ratios addsvc/raw,
+# both of the medians and the median of each round's ratio (steadier on a drifting machine);
 # then HTTP/1.1 requests/s and p99 by connections (1, 8, 32, 128, 512), plotted to
 # docs/addsvc-scaling.png (matplotlib, installed into target/benchvenv by this script).
 # go-kit's addsvc with its example's logging and instrumenting middleware (the interop tests'
@@ -143,13 +144,21 @@ for who in kit bare raw gokit; do
     read -r pid http grpc <<<"$(where_is $who)"
     http_run "$who" "$pid" "$http" 32 2 >/dev/null
 done
+# Each protocol's runs of the four servers follow one another, in an order that turns every
+# round: the runs compared lie seconds apart, not a minute, and no server always goes first.
+servers=(kit bare raw gokit)
 for round in $(seq "$rounds"); do
-    for who in kit bare raw gokit; do
-        read -r pid http grpc <<<"$(where_is $who)"
-        http_run "$who" "$pid" "$http" 32 "$seconds" | tee -a "$out/runs.txt"
-        # go-kit's HTTP server (net/http) does not speak h2c.
-        [ "$who" = gokit ] || h2_run "$who" "$pid" "$http" "$seconds" | tee -a "$out/runs.txt"
-        grpc_run "$who" "$pid" "$grpc" "$seconds" | tee -a "$out/runs.txt"
+    for proto in http h2 grpc; do
+        for i in 0 1 2 3; do
+            who=${servers[$(((i + round) % 4))]}
+            read -r pid http grpc <<<"$(where_is $who)"
+            case $proto in
+                http) http_run "$who" "$pid" "$http" 32 "$seconds" ;;
+                # go-kit's HTTP server (net/http) does not speak h2c.
+                h2) [ "$who" = gokit ] || h2_run "$who" "$pid" "$http" "$seconds" ;;
+                grpc) grpc_run "$who" "$pid" "$grpc" "$seconds" ;;
+            esac | sed "s/\$/ $round/" | tee -a "$out/runs.txt"
+        done
     done
 done
 # Resident memory as issue 19 measures it: with 256 connections open for 60 s (the four
@@ -190,6 +199,18 @@ def ms(v):
             return float(v[: -len(unit)]) * f
     return float(v)
 rows = [l.split() for l in open(f"{out}/runs.txt")]
+def value(r, key):
+    return {"rps": float(r[3]), "p50": ms(r[5]), "p99": ms(r[6]), "cpu": int(r[7]) * 10_000 / int(r[4])}[key]
+def paired(proto, key, whos=("kit", "bare"), over="raw"):
+    """The medians over rounds of addsvc's and the bare server's figure over raw's in the same
+    round: the servers' runs in a round lie seconds apart, so the machine's drift over the run
+    (its load, its clock speed) divides out, which a ratio of medians leaves in."""
+    rounds = {}
+    for r in rows:
+        if r[0] == proto and len(r) > 9:
+            rounds.setdefault(r[9], {})[r[1]] = r
+    both = [v for v in rounds.values() if {*whos, over} <= v.keys()]
+    return tuple(statistics.median(value(v[who], key) / value(v[over], key) for v in both) for who in whos)
 print()
 for proto in ("http", "h2", "grpc"):
     med = {}
@@ -197,18 +218,14 @@ for proto in ("http", "h2", "grpc"):
         runs = [r for r in rows if r[0] == proto and r[1] == who]
         if not runs:
             continue
-        med[who] = dict(
-            rps=statistics.median(float(r[3]) for r in runs),
-            p50=statistics.median(ms(r[5]) for r in runs),
-            p99=statistics.median(ms(r[6]) for r in runs),
-            cpu=statistics.median(int(r[7]) * 10_000 / int(r[4]) for r in runs),
-            loader=statistics.median(float(r[8]) for r in runs),
-        )
+        med[who] = {key: statistics.median(value(r, key) for r in runs) for key in ("rps", "p50", "p99", "cpu")}
+        med[who]["loader"] = statistics.median(float(r[8]) for r in runs)
     k, b, r = med["kit"], med["bare"], med["raw"]
     lat = "p50 / p99" if proto == "http" else "mean"
-    print(f"{proto}: req/s addsvc {k['rps']:.0f}, -instrument false {b['rps']:.0f}, raw {r['rps']:.0f}: ratios {k['rps']/r['rps']:.3f}, {b['rps']/r['rps']:.3f}")
-    print(f"  latency {lat} (ms): addsvc {k['p50']:.3f} / {k['p99']:.3f}, -instrument false {b['p50']:.3f} / {b['p99']:.3f}, raw {r['p50']:.3f} / {r['p99']:.3f}: p99 ratios {k['p99']/r['p99']:.3f}, {b['p99']/r['p99']:.3f}")
-    print(f"  server CPU per request (us): addsvc {k['cpu']:.1f}, -instrument false {b['cpu']:.1f}, raw {r['cpu']:.1f}: ratios {k['cpu']/r['cpu']:.3f}, {b['cpu']/r['cpu']:.3f}")
+    each = {key: "per round %.3f, %.3f" % paired(proto, key) for key in ("rps", "p99", "cpu")}
+    print(f"{proto}: req/s addsvc {k['rps']:.0f}, -instrument false {b['rps']:.0f}, raw {r['rps']:.0f}: ratios {k['rps']/r['rps']:.3f}, {b['rps']/r['rps']:.3f} ({each['rps']})")
+    print(f"  latency {lat} (ms): addsvc {k['p50']:.3f} / {k['p99']:.3f}, -instrument false {b['p50']:.3f} / {b['p99']:.3f}, raw {r['p50']:.3f} / {r['p99']:.3f}: p99 ratios {k['p99']/r['p99']:.3f}, {b['p99']/r['p99']:.3f} ({each['p99']})")
+    print(f"  server CPU per request (us): addsvc {k['cpu']:.1f}, -instrument false {b['cpu']:.1f}, raw {r['cpu']:.1f}: ratios {k['cpu']/r['cpu']:.3f}, {b['cpu']/r['cpu']:.3f} ({each['cpu']})")
     busy = [who for who in ("kit", "bare", "raw") if med[who]["loader"] >= 0.9]
     print(f"  load generator's share of a core: addsvc {k['loader']:.2f}, -instrument false {b['loader']:.2f}, raw {r['loader']:.2f}")
     if busy:
@@ -216,7 +233,7 @@ for proto in ("http", "h2", "grpc"):
     if "gokit" not in med:
         continue
     g = med["gokit"]
-    print(f"  go-kit addsvc with its example's middleware: req/s {g['rps']:.0f}, latency {g['p50']:.3f} / {g['p99']:.3f} ms, CPU per request {g['cpu']:.1f} us: addsvc as shipped does {k['rps']/g['rps']:.2f}x its requests/s")
+    print(f"  go-kit addsvc with its example's middleware: req/s {g['rps']:.0f}, latency {g['p50']:.3f} / {g['p99']:.3f} ms, CPU per request {g['cpu']:.1f} us: addsvc as shipped does {k['rps']/g['rps']:.2f}x its requests/s (per round %.2fx)" % paired(proto, "rps", ("kit",), "gokit"))
 print(open(f"{out}/rss.txt").read().strip())
 mem = {l.split()[1]: (int(l.split()[2]), int(l.split()[3])) for l in open(f"{out}/memory.txt")}
 k, b, r, g = (mem[w] for w in ("kit", "bare", "raw", "gokit"))
