@@ -202,9 +202,9 @@ rows = [l.split() for l in open(f"{out}/runs.txt")]
 def value(r, key):
     return {"rps": float(r[3]), "p50": ms(r[5]), "p99": ms(r[6]), "cpu": int(r[7]) * 10_000 / int(r[4])}[key]
 def paired(proto, key, whos=("kit", "bare"), over="raw"):
-    """The medians over rounds of addsvc's and the bare server's figure over raw's in the same
-    round: the servers' runs in a round lie seconds apart, so the machine's drift over the run
-    (its load, its clock speed) divides out, which a ratio of medians leaves in."""
+    """For each of `whos`, the median over rounds of its figure over `over`'s in the same round:
+    the servers' runs in a round lie seconds apart, so the machine's drift over the run (its
+    load, its clock speed) divides out, which a ratio of medians leaves in."""
     rounds = {}
     for r in rows:
         if r[0] == proto and len(r) > 9:
