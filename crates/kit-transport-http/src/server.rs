@@ -241,9 +241,9 @@ where
     }
 
     /// Not an `async fn` either: one keeps its arguments twice once it has started (as
-    /// arguments, and moved into its body's locals), 224 bytes of request head more in the
-    /// box every request makes (rustc 1.95, `-Zprint-type-sizes` on addsvc: 903 bytes as an
-    /// `async fn`, 672 now).
+    /// arguments, and moved into its body's locals), the request's head (224 bytes) a second
+    /// time in the box every request makes (rustc 1.95, `-Zprint-type-sizes` on addsvc: 904
+    /// bytes as an `async fn`, 672 now).
     #[expect(
         clippy::manual_async_fn,
         reason = "an `async fn` would keep its arguments twice"
