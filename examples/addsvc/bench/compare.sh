@@ -186,6 +186,25 @@ done
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 echo "peak resident: addsvc $(hwm $kit_pid) KiB, addsvc -instrument false $(hwm $bare_pid) KiB, raw $(hwm $raw_pid) KiB, go-kit $(hwm $gokit_pid) KiB" | tee "$out/rss.txt"
 
+# Log records dropped by bursts after quiet spells (kit-log's non-blocking writer polls only
+# every 50 ms once the service is quiet): a fresh addsvc as shipped, logging to a file, idle for
+# a second and then under 1,024 streams for a second, ten times.
+"${server[@]}" target/release/addsvc -debug.addr 127.0.0.1:18480 -http-addr 127.0.0.1:18481 \
+    -grpc-addr 127.0.0.1:18482 -jsonrpc-addr 127.0.0.1:18484 2>"$out/bursts.log" &
+burst_pid=$!
+sleep 1
+served=0
+for _ in $(seq 10); do
+    sleep 1
+    n=$("${loader[@]}" h2load -c64 -m16 -t1 -D1 -d "$out/sum.json" -H 'content-type: application/json' \
+        http://127.0.0.1:18481/sum | awk '/^requests:/ {print $8}')
+    served=$((served + n))
+done
+kill "$burst_pid" && wait "$burst_pid" || true
+echo "bursts: $served requests, $(grep -c 'method=sum' "$out/bursts.log") logged," \
+    "records dropped: $(awk -F'dropped=' '/log records dropped/ {d += $2; n++} END {print d + 0, "in", n + 0, "reports"}' "$out/bursts.log")" \
+    | tee "$out/bursts.txt"
+
 target/benchvenv/bin/python - "$out" <<'PY'
 import statistics, sys
 import matplotlib
@@ -235,6 +254,7 @@ for proto in ("http", "h2", "grpc"):
     g = med["gokit"]
     print(f"  go-kit addsvc with its example's middleware: req/s {g['rps']:.0f}, latency {g['p50']:.3f} / {g['p99']:.3f} ms, CPU per request {g['cpu']:.1f} us: addsvc as shipped does {k['rps']/g['rps']:.2f}x its requests/s (per round %.2fx)" % paired(proto, "rps", ("kit",), "gokit"))
 print(open(f"{out}/rss.txt").read().strip())
+print(open(f"{out}/bursts.txt").read().strip())
 mem = {l.split()[1]: (int(l.split()[2]), int(l.split()[3])) for l in open(f"{out}/memory.txt")}
 k, b, r, g = (mem[w] for w in ("kit", "bare", "raw", "gokit"))
 print(f"resident at 256 connections after 57 s (KiB, of which anonymous): addsvc {k[0]} ({k[1]}), -instrument false {b[0]} ({b[1]}), raw {r[0]} ({r[1]}), go-kit {g[0]} ({g[1]}): ratios {k[0]/r[0]:.3f}, {b[0]/r[0]:.3f}")
