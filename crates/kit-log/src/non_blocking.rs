@@ -464,6 +464,27 @@ mod tests {
     }
 
     #[test]
+    fn the_writer_thread_ends_when_it_finds_the_writer_closed_without_a_stop() {
+        // The records' wake-up sender keeps the control queue open, so the thread cannot count
+        // on the queue's end: a guard that could not send the stop (the queue full behind a
+        // stalled writer) leaves only the closed flag to say so.
+        let (wake, orders) = mpsc::sync_channel(16);
+        let shared = Arc::new(Shared::new(16, wake));
+        Lines(Arc::clone(&shared)).push(b"last\n");
+        shared.lock().closed = true;
+        let (ended, wait) = mpsc::channel();
+        thread::spawn(move || {
+            let mut out = Vec::new();
+            write_lines(&mut out, &shared, &orders, |_, _| {});
+            let _ = ended.send(out);
+        });
+        let out = wait
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the writer thread ends");
+        assert_eq!(out, b"last\n", "what was waiting is written first");
+    }
+
+    #[test]
     fn so_does_a_quarter_of_the_bytes_bound_at_most_64_kib() {
         let (wake, orders) = mpsc::sync_channel(16);
         // 16 lines and 16 KiB of room: 4 KiB wake the writer, in fewer than 4 lines.
