@@ -50,9 +50,7 @@ struct Shared {
     /// small ones would.
     max_lines: usize,
     max_bytes: usize,
-    /// As many lines, or bytes, waiting wake the writer thread; and how.
-    wake_lines: usize,
-    wake_bytes: usize,
+    /// How records wake the writer thread.
     wake: SyncSender<Control>,
     /// Records dropped: those that found no room, those the underlying writer failed to take,
     /// and those logged after the guard closed the writer.
@@ -64,7 +62,6 @@ impl Shared {
     /// thread through `wake`.
     fn new(capacity: usize, wake: SyncSender<Control>) -> Self {
         let capacity = capacity.max(1);
-        let max_bytes = capacity.saturating_mul(1024);
         Shared {
             pending: Mutex::new(Pending {
                 bytes: Vec::with_capacity(BUFFER),
@@ -75,12 +72,16 @@ impl Shared {
                 closed: false,
             }),
             max_lines: capacity,
-            max_bytes,
-            wake_lines: (capacity / 4).max(1),
-            wake_bytes: (max_bytes / 4).clamp(1, WAKE_BYTES),
+            max_bytes: capacity.saturating_mul(1024),
             wake,
             dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Whether as many lines, or bytes, waiting wake the writer thread: a quarter of the bounds,
+    /// the bytes at most [`WAKE_BYTES`].
+    fn wakes_at(&self, lines: usize, bytes: usize) -> bool {
+        lines >= (self.max_lines / 4).max(1) || bytes >= (self.max_bytes / 4).min(WAKE_BYTES)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -144,9 +145,7 @@ impl Lines {
         } else {
             pending.bytes.extend_from_slice(line);
             pending.lines += 1;
-            if !pending.woken
-                && (pending.lines >= shared.wake_lines || pending.bytes.len() >= shared.wake_bytes)
-            {
+            if !pending.woken && shared.wakes_at(pending.lines, pending.bytes.len()) {
                 pending.woken = true;
                 drop(pending);
                 // A full control queue has the thread's attention already.

@@ -7,7 +7,8 @@
 # (from /proc), resident memory at 256 connections and the peak, with the ratios addsvc/raw,
 # both of the medians and the median of each round's ratio (steadier on a drifting machine);
 # then HTTP/1.1 requests/s and p99 by connections (1, 8, 32, 128, 512), plotted to
-# docs/addsvc-scaling.png (matplotlib, installed into target/benchvenv by this script).
+# docs/addsvc-scaling.png (matplotlib, installed into target/benchvenv by this script); and
+# the log records a fresh addsvc drops in ten bursts after quiet spells.
 # go-kit's addsvc with its example's logging and instrumenting middleware (the interop tests'
 # go-kit peer, tests/gokit/peer.go with peer_bench.go, built from Debian's Go packages) runs
 # in the same rounds, for the ratios against go-kit. The load generator's CPU is measured too:
@@ -192,6 +193,7 @@ echo "peak resident: addsvc $(hwm $kit_pid) KiB, addsvc -instrument false $(hwm 
 "${server[@]}" target/release/addsvc -debug.addr 127.0.0.1:18480 -http-addr 127.0.0.1:18481 \
     -grpc-addr 127.0.0.1:18482 -jsonrpc-addr 127.0.0.1:18484 2>"$out/bursts.log" &
 burst_pid=$!
+trap 'kill $kit_pid $bare_pid $raw_pid $gokit_pid $burst_pid 2>/dev/null' EXIT
 sleep 1
 served=0
 for _ in $(seq 10); do
