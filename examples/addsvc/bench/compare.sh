@@ -14,13 +14,19 @@
 # in the same rounds, for the ratios against go-kit. The load generator's CPU is measured too:
 # a saturated one (a core's worth) sets the pace, and the script says so.
 #
+# With BEFORE set to another addsvc binary (a build of an earlier commit, kept aside), that
+# build runs as shipped in every round too, and the summary gives this build's figures over
+# its, per round: a change's before and after, measured side by side as the others are.
+#
 # With two cores or more, every server runs on core 1 and every load generator on core 0
 # (taskset): the server under load then has a core to itself and uses all of it, so requests/s
 # compare what each server costs. Unpinned (PIN=0), server and load generator share both cores,
 # neither saturates and the round trips set the pace (docs/PERFORMANCE.md).
 #
-# Usage: [PIN=0] bash examples/addsvc/bench/compare.sh [rounds] [seconds]
+# Usage: [PIN=0] [BEFORE=path/to/addsvc] bash examples/addsvc/bench/compare.sh [rounds] [seconds]
 set -euo pipefail
+# Read where the caller is, before the script moves to the workspace's root.
+before_bin=${BEFORE:+$(realpath -e "$BEFORE")}
 cd "$(dirname "$0")/../../.."
 rounds=${1:-5}
 seconds=${2:-5}
@@ -46,6 +52,7 @@ if ! target/benchvenv/bin/python -c "import matplotlib" 2>/dev/null; then
     target/benchvenv/bin/pip install --quiet matplotlib
 fi
 cargo build --release -q -p addsvc --bins --example raw_addsvc
+[ -z "$before_bin" ] || [ -x "$before_bin" ] || { echo "BEFORE=$BEFORE is not an executable" >&2; exit 1; }
 out=target/addsvc-bench
 mkdir -p "$out"
 : > "$out/runs.txt"
@@ -79,9 +86,17 @@ raw_pid=$!
 "${server[@]}" "$out/gokit-peer" serve -instrument -http-addr 127.0.0.1:18391 -grpc-addr 127.0.0.1:18392 \
     -jsonrpc-addr 127.0.0.1:18394 2>/dev/null &
 gokit_pid=$!
-trap 'kill $kit_pid $bare_pid $raw_pid $gokit_pid 2>/dev/null' EXIT
+servers=(kit bare raw gokit)
+before_pid=
+if [ -n "$before_bin" ]; then
+    "${server[@]}" "$before_bin" -debug.addr 127.0.0.1:18780 -http-addr 127.0.0.1:18781 \
+        -grpc-addr 127.0.0.1:18782 -jsonrpc-addr 127.0.0.1:18784 2>/dev/null &
+    before_pid=$!
+    servers+=(before)
+fi
+trap 'kill $kit_pid $bare_pid $raw_pid $gokit_pid $before_pid 2>/dev/null' EXIT
 sleep 1
-for port in 18181 18281 18191 18391; do
+for port in 18181 18281 18191 18391 ${before_bin:+18781}; do
     curl -fsS -d '{"a":1,"b":2}' "http://127.0.0.1:$port/sum" | grep -q '"v":3' \
         || { echo "the server on $port does not answer {\"v\":3}" >&2; exit 1; }
 done
@@ -138,20 +153,20 @@ where_is() {
         bare) echo "$bare_pid 18281 18282" ;;
         raw) echo "$raw_pid 18191 18192" ;;
         gokit) echo "$gokit_pid 18391 18392" ;;
+        before) echo "$before_pid 18781 18782" ;;
     esac
 }
 # Warm-up, then the rounds.
-for who in kit bare raw gokit; do
+for who in "${servers[@]}"; do
     read -r pid http grpc <<<"$(where_is $who)"
     http_run "$who" "$pid" "$http" 32 2 >/dev/null
 done
-# Each protocol's runs of the four servers follow one another, in an order that turns every
-# round: the runs compared lie seconds apart, not a minute, and no server always goes first.
-servers=(kit bare raw gokit)
+# Each protocol's runs of the servers follow one another, in an order that turns every round:
+# the runs compared lie seconds apart, not a minute, and no server always goes first.
 for round in $(seq "$rounds"); do
     for proto in http h2 grpc; do
-        for i in 0 1 2 3; do
-            who=${servers[$(((i + round) % 4))]}
+        for i in "${!servers[@]}"; do
+            who=${servers[$(((i + round) % ${#servers[@]}))]}
             read -r pid http grpc <<<"$(where_is $who)"
             case $proto in
                 http) http_run "$who" "$pid" "$http" 32 "$seconds" ;;
@@ -166,13 +181,13 @@ done
 # servers loaded at once: memory, not speed), sampled just before the load ends. RssAnon is
 # the part that grows with connections; the rest is mostly the binary's code.
 loads=()
-for who in kit bare raw gokit; do
+for who in "${servers[@]}"; do
     read -r pid http grpc <<<"$(where_is $who)"
     "${loader[@]}" wrk -t1 -c256 -d60s -s "$out/post.lua" "http://127.0.0.1:$http/sum" >/dev/null &
     loads+=($!)
 done
 sleep 57
-for who in kit bare raw gokit; do
+for who in "${servers[@]}"; do
     read -r pid http grpc <<<"$(where_is $who)"
     echo "memory $who $(awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} END {print r, a}' "/proc/$pid/status")"
 done | tee "$out/memory.txt"
@@ -193,7 +208,7 @@ echo "peak resident: addsvc $(hwm $kit_pid) KiB, addsvc -instrument false $(hwm 
 "${server[@]}" target/release/addsvc -debug.addr 127.0.0.1:18480 -http-addr 127.0.0.1:18481 \
     -grpc-addr 127.0.0.1:18482 -jsonrpc-addr 127.0.0.1:18484 2>"$out/bursts.log" &
 burst_pid=$!
-trap 'kill $kit_pid $bare_pid $raw_pid $gokit_pid $burst_pid 2>/dev/null' EXIT
+trap 'kill $kit_pid $bare_pid $raw_pid $gokit_pid $before_pid $burst_pid 2>/dev/null' EXIT
 sleep 1
 served=0
 for _ in $(seq 10); do
@@ -222,20 +237,27 @@ def ms(v):
 rows = [l.split() for l in open(f"{out}/runs.txt")]
 def value(r, key):
     return {"rps": float(r[3]), "p50": ms(r[5]), "p99": ms(r[6]), "cpu": int(r[7]) * 10_000 / int(r[4])}[key]
-def paired(proto, key, whos=("kit", "bare"), over="raw"):
-    """For each of `whos`, the median over rounds of its figure over `over`'s in the same round:
-    the servers' runs in a round lie seconds apart, so the machine's drift over the run (its
-    load, its clock speed) divides out, which a ratio of medians leaves in."""
+def by_round(proto):
+    """Each round's runs of `proto`, by server."""
     rounds = {}
     for r in rows:
         if r[0] == proto and len(r) > 9:
             rounds.setdefault(r[9], {})[r[1]] = r
-    both = [v for v in rounds.values() if {*whos, over} <= v.keys()]
+    return rounds.values()
+def paired(proto, key, whos=("kit", "bare"), over="raw"):
+    """For each of `whos`, the median over rounds of its figure over `over`'s in the same round:
+    the servers' runs in a round lie seconds apart, so the machine's drift over the run (its
+    load, its clock speed) divides out, which a ratio of medians leaves in."""
+    both = [v for v in by_round(proto) if {*whos, over} <= v.keys()]
     return tuple(statistics.median(value(v[who], key) / value(v[over], key) for v in both) for who in whos)
+def ahead_of_before(proto):
+    """In how many rounds this build served more requests/s than BEFORE's."""
+    both = [v for v in by_round(proto) if {"kit", "before"} <= v.keys()]
+    return f"{sum(value(v['kit'], 'rps') > value(v['before'], 'rps') for v in both)} of {len(both)} rounds"
 print()
 for proto in ("http", "h2", "grpc"):
     med = {}
-    for who in ("kit", "bare", "raw", "gokit"):
+    for who in ("kit", "bare", "raw", "gokit", "before"):
         runs = [r for r in rows if r[0] == proto and r[1] == who]
         if not runs:
             continue
@@ -251,6 +273,10 @@ for proto in ("http", "h2", "grpc"):
     print(f"  load generator's share of a core: addsvc {k['loader']:.2f}, -instrument false {b['loader']:.2f}, raw {r['loader']:.2f}")
     if busy:
         print(f"  WARNING: the load generator was saturated against {', '.join(busy)}: those requests/s are its ceiling, not the server's; compare instructions.sh's counts")
+    if "before" in med:
+        ahead = ahead_of_before(proto)
+        print(f"  this build over BEFORE, per round: req/s %.3f (ahead in {ahead}), {'p99' if proto == 'http' else 'mean latency'} %.3f, CPU per request %.3f"
+              % tuple(paired(proto, key, ("kit",), "before")[0] for key in ("rps", "p99", "cpu")))
     if "gokit" not in med:
         continue
     g = med["gokit"]
@@ -260,6 +286,8 @@ print(open(f"{out}/bursts.txt").read().strip())
 mem = {l.split()[1]: (int(l.split()[2]), int(l.split()[3])) for l in open(f"{out}/memory.txt")}
 k, b, r, g = (mem[w] for w in ("kit", "bare", "raw", "gokit"))
 print(f"resident at 256 connections after 57 s (KiB, of which anonymous): addsvc {k[0]} ({k[1]}), -instrument false {b[0]} ({b[1]}), raw {r[0]} ({r[1]}), go-kit {g[0]} ({g[1]}): ratios {k[0]/r[0]:.3f}, {b[0]/r[0]:.3f}")
+if "before" in mem:
+    print(f"  BEFORE {mem['before'][0]} ({mem['before'][1]}): this build over BEFORE {k[0]/mem['before'][0]:.3f}")
 
 scale = [r for r in rows if r[0] == "scale"]
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
