@@ -7,7 +7,11 @@
 //! takes a lock and copies the line; no queue slot, no buffer handed between threads, no system
 //! call per line: on addsvc's benchmark that halved what a request's log line costs
 //! (docs/PERFORMANCE.md). Once the two buffers have grown to fit a millisecond's lines, a
-//! record costs no allocation.
+//! record costs no allocation. After a quiet spell the thread polls less often; the record that
+//! brings the lines waiting to a quarter of the bounds wakes it.
+//!
+//! The thread ends when it finds the writer closed (by the guard), after writing what waits. A
+//! writer that panics ends it too: what it held and what comes after is counted as dropped.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,11 +22,12 @@ use std::time::{Duration, Instant};
 
 use crate::encode::{Encoder, Format, Value};
 
-/// What the guard, or a record that finds many lines waiting, asks of the writer thread.
+/// What the guard, or a record that finds many lines waiting, asks of the writer thread. The
+/// queue holds [`CONTROL_QUEUE`] of them.
 enum Control {
     Flush(SyncSender<io::Result<()>>),
-    Stop,
-    /// Write what is waiting now, without waiting out the poll.
+    /// Write what is waiting now (or end, the writer being closed), without waiting out the
+    /// poll.
     Wake,
 }
 
@@ -78,7 +83,8 @@ impl Shared {
         }
     }
 
-    /// Whether as many lines, or bytes, waiting wake the writer thread: a quarter of the bounds,
+    /// Whether as many lines, or bytes, waiting wake the writer thread: a quarter of the bounds
+    /// (at least one line: under 8 records of room, the first line after each take wakes it),
     /// the bytes at most [`WAKE_BYTES`].
     fn wakes_at(&self, lines: usize, bytes: usize) -> bool {
         lines >= (self.max_lines / 4).max(1) || bytes >= (self.max_bytes / 4).min(WAKE_BYTES)
@@ -86,6 +92,18 @@ impl Shared {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts what waits and what was being written as dropped, and closes the writer: its
+    /// thread is gone (the underlying writer panicked), so later records are refused and counted.
+    fn abandon(&self) {
+        let mut pending = self.lock();
+        let lost = std::mem::take(&mut pending.lines) + std::mem::take(&mut pending.writing_lines);
+        pending.bytes.clear();
+        pending.writing_bytes = 0;
+        pending.closed = true;
+        drop(pending);
+        self.dropped.fetch_add(lost as u64, Ordering::Relaxed);
     }
 
     /// Swaps what is pending for `batch` (empty) and counts it as being written; answers how
@@ -118,6 +136,9 @@ const MIN_POLL: Duration = Duration::from_millis(1);
 const MAX_POLL: Duration = Duration::from_millis(50);
 /// How long dropping the guard waits for the writer thread.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+/// Messages the writer thread's control queue holds: records wake it at most once a take, so
+/// only flushes that gave up on a stalled writer (each leaves its request queued) fill it.
+const CONTROL_QUEUE: usize = 16;
 
 /// The caller's end of a non-blocking writer: each `write` is one whole record (the encoders
 /// write a record with one `write_all`), appended to the lines waiting for the writer thread,
@@ -183,14 +204,16 @@ pub struct NonBlockingGuard {
 
 impl NonBlockingGuard {
     /// Records dropped so far: those that found no room, those the underlying writer failed
-    /// to take, and those logged after the guard was dropped.
+    /// to take, and, once it has panicked, those it held and those logged after.
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// Waits until every record queued before this call is written and the underlying writer is
-    /// flushed; returns the flush's result. Waits at most 5 s (a stalled writer would otherwise
-    /// hold the caller for ever), then answers a `TimedOut` error.
+    /// flushed; returns the flush's result (lines the underlying writer failed to take are
+    /// counted in [`dropped`](NonBlockingGuard::dropped), not reported here). Waits at most 5 s
+    /// (a stalled writer would otherwise hold the caller for ever), then answers a `TimedOut`
+    /// error; answers an error too once the writer thread has ended (its writer panicked).
     pub fn flush(&self) -> io::Result<()> {
         let (done, wait) = mpsc::sync_channel(1);
         let stopped = || io::Error::other("the log writer thread has stopped");
@@ -210,8 +233,8 @@ impl NonBlockingGuard {
 }
 
 /// Sends `message` to the writer thread, retrying while its control queue is full until
-/// `deadline` (a stalled writer leaves it full): the guard's messages must not be dropped as
-/// records are, nor wait for ever.
+/// `deadline` (flushes that gave up on a stalled writer can fill it): a flush must not be
+/// dropped as records are, nor wait for ever.
 fn send_before(
     control: &SyncSender<Control>,
     mut message: Control,
@@ -230,24 +253,15 @@ fn send_before(
 
 impl Drop for NonBlockingGuard {
     fn drop(&mut self) {
+        // Records are refused from here on; the thread writes what waits and ends when it finds
+        // the writer closed. The wake-up spares it the rest of its poll (a full queue has its
+        // attention already). A stalled writer's thread is left behind after the wait.
         self.shared.lock().closed = true;
-        let deadline = Instant::now() + SHUTDOWN_WAIT;
-        // The thread writes what is waiting before it stops. A stalled writer leaves the
-        // control queue full; then the thread is left behind after the wait.
-        if let Err(TrySendError::Full(_)) = send_before(&self.control, Control::Stop, deadline) {
-            return;
-        }
-        let wait = deadline.saturating_duration_since(Instant::now());
-        if self.ended.recv_timeout(wait).is_ok() {
-            if let Some(thread) = self.thread.take() {
-                let _ = thread.join();
-            }
-            // Lines the thread never took (none, as records after the close are refused, but
-            // a line left behind is counted rather than lost without a trace).
-            let left = std::mem::take(&mut self.shared.lock().lines);
-            self.shared
-                .dropped
-                .fetch_add(left as u64, Ordering::Relaxed);
+        let _ = self.control.try_send(Control::Wake);
+        if self.ended.recv_timeout(SHUTDOWN_WAIT).is_ok()
+            && let Some(thread) = self.thread.take()
+        {
+            let _ = thread.join();
         }
     }
 }
@@ -282,7 +296,7 @@ impl<F: Format> Encoder<F, NonBlocking> {
         writer: W,
         capacity: usize,
     ) -> (Self, NonBlockingGuard) {
-        let (control, orders) = mpsc::sync_channel(16);
+        let (control, orders) = mpsc::sync_channel(CONTROL_QUEUE);
         let shared = Arc::new(Shared::new(capacity, control.clone()));
         let (end, ended) = mpsc::sync_channel(1);
         let thread = {
@@ -290,7 +304,14 @@ impl<F: Format> Encoder<F, NonBlocking> {
             thread::Builder::new()
                 .name("kit-log-writer".into())
                 .spawn(move || {
-                    write_lines(writer, &shared, &orders, report::<F>);
+                    // A writer that panics (the hook has printed why) leaves the records it
+                    // held unwritten: they, and those logged after, are counted as dropped.
+                    let writing = std::panic::AssertUnwindSafe(|| {
+                        write_lines(writer, &shared, &orders, report::<F>);
+                    });
+                    if std::panic::catch_unwind(writing).is_err() {
+                        shared.abandon();
+                    }
                     let _ = end.send(());
                 })
                 .expect("spawning the log writer thread")
@@ -394,8 +415,8 @@ fn write_lines<W: Write>(
         // call and two context switches per request, as much CPU as the request being
         // logged. While lines come, a millisecond's worth goes out in one write.
         let (wrote, closed) = write_pending(&mut writer, &mut reporter);
-        // The records' wake-ups keep the control queue open for as long as the thread runs:
-        // a guard that could not send the stop (a stalled writer) has closed the writer.
+        // The guard's word to stop: the control queue, whose senders the records keep, never
+        // closes while the thread runs.
         if closed {
             break;
         }
@@ -414,11 +435,11 @@ fn write_lines<W: Write>(
                 write_pending(&mut writer, &mut reporter);
                 let _ = done.send(reporter.catch_up(&mut writer, dropped));
             }
-            Ok(Control::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    // What was queued before the stop is written: the guard refuses records from the moment
-    // it closes the writer, before it asks the thread to stop.
+    // What was queued before the close is written: the guard refuses records from the moment
+    // it closes the writer.
     write_pending(&mut writer, &mut reporter);
     let _ = reporter.catch_up(&mut writer, dropped);
 }
@@ -463,10 +484,9 @@ mod tests {
     }
 
     #[test]
-    fn the_writer_thread_ends_when_it_finds_the_writer_closed_without_a_stop() {
-        // The records' wake-up sender keeps the control queue open, so the thread cannot count
-        // on the queue's end: a guard that could not send the stop (the queue full behind a
-        // stalled writer) leaves only the closed flag to say so.
+    fn the_writer_thread_ends_when_it_finds_the_writer_closed() {
+        // No message tells it: the records' wake-up sender keeps the control queue open, and
+        // the guard's wake-up may find the queue full. The closed flag is the word to stop.
         let (wake, orders) = mpsc::sync_channel(16);
         let shared = Arc::new(Shared::new(16, wake));
         Lines(Arc::clone(&shared)).push(b"last\n");

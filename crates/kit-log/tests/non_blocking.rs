@@ -165,6 +165,37 @@ fn a_failing_writer_counts_the_lost_records() {
     assert_eq!(guard.dropped(), 10);
 }
 
+#[test]
+fn a_writer_that_panics_ends_its_thread_and_every_record_it_lost_is_counted() {
+    struct Panicking;
+    impl Write for Panicking {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            panic!("the disk is gone");
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let (encoder, guard) = Logfmt::non_blocking(Panicking, 16);
+    let logger = Logger::new(encoder.ignore_res());
+    for n in 0..5 {
+        kit_log::log!(logger, "n", n);
+    }
+    // The thread takes the lines, panics writing them and ends: the flush says so, at once.
+    let flushed = guard.flush().expect_err("the writer thread has ended");
+    assert_ne!(flushed.kind(), io::ErrorKind::TimedOut, "{flushed}");
+    for n in 5..8 {
+        kit_log::log!(logger, "n", n);
+    }
+    // The five it held and the three after (refused, or counted with what was waiting).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while guard.dropped() < 8 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(guard.dropped(), 8);
+    must_not_block(move || drop(guard));
+}
+
 /// A writer that takes 2 ms per record.
 struct Slow(Captured);
 
@@ -220,7 +251,7 @@ fn flush_gives_up_on_a_stalled_writer_instead_of_blocking_for_ever() {
     for seq in 0..10 {
         kit_log::info!(logger, "seq", seq);
     }
-    // The writer holds a line and the queue is full: flush cannot even be queued.
+    // The writer thread holds a line at the gate: the flush is queued and never answered.
     let (done, wait) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = done.send(guard.flush());
