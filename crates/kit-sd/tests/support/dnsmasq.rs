@@ -197,7 +197,8 @@ impl Dnsmasq {
         );
     }
 
-    fn log(&self) -> String {
+    /// What dnsmasq has logged over all its runs (its start-up, the queries it was asked).
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
