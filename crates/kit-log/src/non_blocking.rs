@@ -55,17 +55,18 @@ struct Shared {
     /// small ones would.
     max_lines: usize,
     max_bytes: usize,
-    /// How records wake the writer thread.
-    wake: SyncSender<Control>,
+    /// The writer thread's control queue: records and the guard wake the thread through it,
+    /// the guard's flushes go through it.
+    control: SyncSender<Control>,
     /// Records dropped: those that found no room, those the underlying writer failed to take,
     /// and those logged after the guard closed the writer.
     dropped: AtomicU64,
 }
 
 impl Shared {
-    /// Room for `capacity` records (at least 1) and `capacity` KiB; records wake the writer
-    /// thread through `wake`.
-    fn new(capacity: usize, wake: SyncSender<Control>) -> Self {
+    /// Room for `capacity` records (at least 1) and `capacity` KiB; the writer thread is told
+    /// through `control`.
+    fn new(capacity: usize, control: SyncSender<Control>) -> Self {
         let capacity = capacity.max(1);
         Shared {
             pending: Mutex::new(Pending {
@@ -78,7 +79,7 @@ impl Shared {
             }),
             max_lines: capacity,
             max_bytes: capacity.saturating_mul(1024),
-            wake,
+            control,
             dropped: AtomicU64::new(0),
         }
     }
@@ -170,7 +171,7 @@ impl Lines {
                 pending.woken = true;
                 drop(pending);
                 // A full control queue has the thread's attention already.
-                let _ = shared.wake.try_send(Control::Wake);
+                let _ = shared.control.try_send(Control::Wake);
             }
         }
     }
@@ -195,7 +196,6 @@ impl Write for NonBlocking {
 /// logs (typically in `main`).
 #[must_use = "dropping the guard stops the writer thread"]
 pub struct NonBlockingGuard {
-    control: SyncSender<Control>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     /// Tells the guard that the thread has ended, so that it can wait with a timeout.
@@ -219,7 +219,7 @@ impl NonBlockingGuard {
         let stopped = || io::Error::other("the log writer thread has stopped");
         let stalled = || io::Error::new(io::ErrorKind::TimedOut, "the log writer is stalled");
         let deadline = Instant::now() + SHUTDOWN_WAIT;
-        match send_before(&self.control, Control::Flush(done), deadline) {
+        match send_before(&self.shared.control, Control::Flush(done), deadline) {
             Ok(()) => {}
             Err(TrySendError::Disconnected(_)) => return Err(stopped()),
             Err(TrySendError::Full(_)) => return Err(stalled()),
@@ -257,7 +257,7 @@ impl Drop for NonBlockingGuard {
         // the writer closed. The wake-up spares it the rest of its poll (a full queue has its
         // attention already). A stalled writer's thread is left behind after the wait.
         self.shared.lock().closed = true;
-        let _ = self.control.try_send(Control::Wake);
+        let _ = self.shared.control.try_send(Control::Wake);
         if self.ended.recv_timeout(SHUTDOWN_WAIT).is_ok()
             && let Some(thread) = self.thread.take()
         {
@@ -297,7 +297,7 @@ impl<F: Format> Encoder<F, NonBlocking> {
         capacity: usize,
     ) -> (Self, NonBlockingGuard) {
         let (control, orders) = mpsc::sync_channel(CONTROL_QUEUE);
-        let shared = Arc::new(Shared::new(capacity, control.clone()));
+        let shared = Arc::new(Shared::new(capacity, control));
         let (end, ended) = mpsc::sync_channel(1);
         let thread = {
             let shared = Arc::clone(&shared);
@@ -322,7 +322,6 @@ impl<F: Format> Encoder<F, NonBlocking> {
         })
         .with_lines(lines);
         let guard = NonBlockingGuard {
-            control,
             shared,
             thread: Some(thread),
             ended,
